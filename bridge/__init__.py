@@ -1,0 +1,68 @@
+"""bridge: join WSGI and ASGI.
+
+Layout (each layer imports only from those above it in this list):
+
+* ``_errors``, ``_types``: the error tree and the shapes of both interfaces.
+* ``_core``: the sans-IO translation core (environ, status, headers, response rules).
+* ``_streams``: ``wsgi.input`` over ``receive()``, file wrapper, error stream.
+* ``_executors``: where sync code runs (threads, greenlets) and how it reaches the loop.
+* ``_to_asgi``: the adapter, one request's life from scope to last message.
+* ``_await``: ``await_`` for user code.
+"""
+
+from __future__ import annotations
+
+from ._await import await_ as await_
+from ._core.environ import ASGI_SCOPE_KEY as ASGI_SCOPE_KEY
+from ._errors import AppProtocolError as AppProtocolError
+from ._errors import AwaitError as AwaitError
+from ._errors import BadRequest as BadRequest
+from ._errors import BridgeError as BridgeError
+from ._errors import ClientDisconnected as ClientDisconnected
+from ._errors import ConfigurationError as ConfigurationError
+from ._errors import InvalidChunk as InvalidChunk
+from ._errors import InvalidHeader as InvalidHeader
+from ._errors import InvalidStatus as InvalidStatus
+from ._errors import RequestBodyTooLarge as RequestBodyTooLarge
+from ._errors import StartResponseError as StartResponseError
+from ._errors import UnsupportedScope as UnsupportedScope
+from ._executors import Executor as Executor
+from ._executors import GreenletExecutor as GreenletExecutor
+from ._executors import ThreadExecutor as ThreadExecutor
+from ._to_asgi import WsgiToAsgi as WsgiToAsgi
+from ._to_asgi import to_asgi as to_asgi
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ASGI_SCOPE_KEY",
+    "AppProtocolError",
+    "AwaitError",
+    "BadRequest",
+    "BridgeError",
+    "ClientDisconnected",
+    "ConfigurationError",
+    "Executor",
+    "GreenletExecutor",
+    "InvalidChunk",
+    "InvalidHeader",
+    "InvalidStatus",
+    "RequestBodyTooLarge",
+    "StartResponseError",
+    "ThreadExecutor",
+    "UnsupportedScope",
+    "WsgiToAsgi",
+    "await_",
+    "to_asgi",
+)
+
+
+def _fix_module_names() -> None:
+    # Public objects report the public module, so reprs and docs say "bridge.X".
+    for name in __all__:
+        value = globals()[name]
+        if getattr(value, "__module__", "").startswith("bridge."):
+            value.__module__ = __name__
+
+
+_fix_module_names()

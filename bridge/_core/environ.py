@@ -1,0 +1,159 @@
+"""ASGI HTTP scope -> WSGI environ (PEP 3333), with no I/O.
+
+The constant part of every environ is built once per bridge; each request
+copies it and adds what varies. Paths become "native strings": the UTF-8
+bytes of the path, decoded as latin-1, as PEP 3333 and the ASGI spec's "WSGI
+compatibility" section ask.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import IO, Any
+
+from .._errors import BadRequest
+from .._types import Environ, Scope
+
+ASGI_SCOPE_KEY = "asgi.scope"
+"""The environ key under which the app finds the original ASGI scope."""
+
+_DROP = ""
+# Headers whose repetition makes the request ambiguous (RFC 9110): refused.
+_SINGLE = frozenset({"CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_HOST"})
+_KEY_CACHE_LIMIT = 512
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+def native(text: str) -> str:
+    """The PEP 3333 "native string" of a decoded URL part: UTF-8 bytes seen as latin-1."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("latin-1")
+
+
+def split_path(path: str, root_path: str) -> tuple[str, str]:
+    """Split an ASGI path into ``(SCRIPT_NAME, PATH_INFO)``, only at a segment boundary.
+
+    ``root_path="/mnt"`` claims ``/mnt`` and ``/mnt/x`` but not ``/mntx``. A path
+    that is not under the root path is taken as already stripped (hypercorn and
+    some routers send it so): the root path is the script name, the path is kept.
+    """
+    root = root_path.rstrip("/")
+    if not root:
+        return "", path
+    if path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return root, path[len(root) :]
+    return root, path
+
+
+class EnvironBuilder:
+    """Builds one environ per request from a constant base built once."""
+
+    def __init__(
+        self,
+        *,
+        errors: IO[str] | None = None,
+        multithread: bool = True,
+        file_wrapper: Callable[..., Any] | None = None,
+        max_duplicate_headers: int = 100,
+    ) -> None:
+        self.max_duplicate_headers = max_duplicate_headers
+        base: Environ = {
+            "wsgi.version": (1, 0),
+            "wsgi.errors": errors if errors is not None else sys.stderr,
+            "wsgi.multithread": multithread,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "SERVER_SOFTWARE": "bridge",
+        }
+        if file_wrapper is not None:
+            base["wsgi.file_wrapper"] = file_wrapper
+        self._base = base
+        self._keys: dict[bytes, str] = {}
+
+    def _key(self, raw_name: bytes) -> str:
+        key = self._keys.get(raw_name)
+        if key is not None:
+            return key
+        name = raw_name.decode("latin-1")
+        if "_" in name:
+            # CVE-2015-0219: "x_user" must not pass for "x-user".
+            key = _DROP
+        elif name.lower() == "content-type":
+            key = "CONTENT_TYPE"
+        elif name.lower() == "content-length":
+            key = "CONTENT_LENGTH"
+        else:
+            key = "HTTP_" + name.upper().replace("-", "_")
+        if len(self._keys) < _KEY_CACHE_LIMIT:
+            self._keys[raw_name] = key
+        return key
+
+    def build(self, scope: Scope) -> Environ:
+        """Return a new environ for one HTTP scope; ``wsgi.input`` is the caller's to add."""
+        environ = self._base.copy()
+        script_name, path_info = split_path(scope["path"], scope.get("root_path", ""))
+        environ["REQUEST_METHOD"] = scope["method"]
+        environ["SCRIPT_NAME"] = native(script_name)
+        environ["PATH_INFO"] = native(path_info)
+        environ["QUERY_STRING"] = scope.get("query_string", b"").decode("latin-1")
+        environ["SERVER_PROTOCOL"] = "HTTP/" + scope.get("http_version", "1.1")
+        scheme = scope.get("scheme", "http")
+        environ["wsgi.url_scheme"] = scheme
+        environ[ASGI_SCOPE_KEY] = scope
+
+        repeated: dict[str, list[str]] | None = None
+        for raw_name, raw_value in scope["headers"]:
+            key = self._keys.get(raw_name) or self._key(raw_name)
+            if key is _DROP:
+                continue
+            value = raw_value.decode("latin-1")
+            if key in environ:
+                if repeated is None:
+                    repeated = {}
+                values = repeated.get(key)
+                if values is None:
+                    repeated[key] = values = [environ[key]]
+                values.append(value)
+            else:
+                environ[key] = value
+        if repeated is not None:
+            self._join_repeated(environ, repeated)
+
+        server = scope.get("server")
+        if server is not None and server[1] is not None:
+            environ["SERVER_NAME"] = str(server[0])
+            environ["SERVER_PORT"] = str(server[1])
+        else:
+            self._server_from_host(environ, scheme)
+        client = scope.get("client")
+        if client is not None:
+            environ["REMOTE_ADDR"] = str(client[0])
+            environ["REMOTE_PORT"] = str(client[1])
+        return environ
+
+    def _join_repeated(self, environ: Environ, repeated: dict[str, list[str]]) -> None:
+        count = sum(len(values) - 1 for values in repeated.values())
+        if count > self.max_duplicate_headers:
+            raise BadRequest(
+                f"too many repeated request headers ({count} > {self.max_duplicate_headers})"
+            )
+        for key, values in repeated.items():
+            if key in _SINGLE:
+                name = key.removeprefix("HTTP_").replace("_", "-").lower()
+                raise BadRequest(f"the request has {len(values)} {name!r} headers; one is allowed")
+            # HTTP/2 sends each cookie on its own line; parsers expect "; " between them.
+            environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
+
+    @staticmethod
+    def _server_from_host(environ: Environ, scheme: str) -> None:
+        # Unix sockets and some test servers give no (host, port): use the Host header.
+        host = environ.get("HTTP_HOST", "")
+        name, colon, port = host.rpartition(":")
+        if colon and port.isdigit():
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = name, port
+        else:
+            environ["SERVER_NAME"] = host or "localhost"
+            environ["SERVER_PORT"] = _DEFAULT_PORTS.get(scheme, "80")

@@ -1,0 +1,75 @@
+"""Every error the bridge raises on purpose.
+
+The tree::
+
+    BridgeError
+    ├── ConfigurationError        an option given to the bridge is wrong
+    ├── UnsupportedScope          the server sent a scope type the bridge does not serve
+    ├── AppProtocolError          the WSGI app broke PEP 3333 (answered with 500)
+    │   ├── StartResponseError    start_response called twice, too late, or never
+    │   ├── InvalidStatus         a status line that is not "NNN reason"
+    │   ├── InvalidHeader         a header name or value that must not reach the wire
+    │   └── InvalidChunk          a body chunk that is not bytes (also a TypeError)
+    ├── BadRequest                the client's request cannot be translated (answered with 400)
+    ├── RequestBodyTooLarge       the body passed the configured limit (answered with 413)
+    ├── ClientDisconnected        the client went away (also an OSError)
+    └── AwaitError                await_() was called where it cannot work
+
+Each error that maps to an HTTP answer carries it in ``status_hint``.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base class of every error the bridge raises on purpose."""
+
+    status_hint: int = 500
+
+
+class ConfigurationError(BridgeError, ValueError):
+    """An option passed to the bridge is not usable; the message names the fix."""
+
+
+class UnsupportedScope(BridgeError):
+    """The server sent a scope type that this bridge does not serve."""
+
+
+class AppProtocolError(BridgeError):
+    """The WSGI application broke a rule of PEP 3333."""
+
+
+class StartResponseError(AppProtocolError):
+    """``start_response`` was called twice, after the body began, or never."""
+
+
+class InvalidStatus(AppProtocolError, ValueError):
+    """The status given to ``start_response`` is not a three-digit code and a reason."""
+
+
+class InvalidHeader(AppProtocolError, ValueError):
+    """A response header that would corrupt or split the response on the wire."""
+
+
+class InvalidChunk(AppProtocolError, TypeError):
+    """The application yielded something other than bytes."""
+
+
+class BadRequest(BridgeError):
+    """The request cannot be turned into a WSGI environ; the client gets 400."""
+
+    status_hint = 400
+
+
+class RequestBodyTooLarge(BridgeError):
+    """The request body is larger than ``max_body_size``; the client gets 413."""
+
+    status_hint = 413
+
+
+class ClientDisconnected(BridgeError, OSError):
+    """The client went away; reading the body or sending more output is pointless."""
+
+
+class AwaitError(BridgeError, RuntimeError):
+    """``await_`` was called from a place where waiting would deadlock or cannot work."""

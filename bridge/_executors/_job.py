@@ -1,0 +1,84 @@
+"""A job: one call of sync code in a worker, driven by one task on the loop.
+
+The sync side talks to its driver through two calls only:
+
+* ``put(item)`` hands an item to the driver, which passes it to the job's
+  async ``sink`` in order. A slow sink makes ``put`` wait (backpressure).
+* ``await_(awaitable)`` has the driver await something and returns its result.
+
+The driver can ``interrupt`` the job: the next ``put`` or ``await_`` raises
+the given exception in the worker, so it can unwind and clean up. Executors
+know nothing of what the items mean.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from contextvars import Context
+from typing import Any, Generic, TypeVar
+
+import greenlet
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Sink = Callable[[Any], Awaitable[None]]
+
+
+class Job(Generic[T]):
+    """One unit of sync work and the two-way channel to its driver."""
+
+    __slots__ = ("context", "function", "interrupted", "label", "sink")
+
+    def __init__(
+        self,
+        function: Callable[[Job[T]], T],
+        sink: Sink,
+        context: Context,
+        label: str,
+    ) -> None:
+        self.function = function
+        self.sink = sink
+        self.context = context
+        self.label = label
+        self.interrupted: BaseException | None = None
+
+    # The worker side.
+    def put(self, item: object) -> None:
+        raise NotImplementedError
+
+    def await_(self, awaitable: Awaitable[R], context: Context | None = None) -> R:
+        """Have the driver await ``awaitable``; inside ``context`` when one is given."""
+        raise NotImplementedError
+
+    # The loop side.
+    def interrupt(self, error: BaseException) -> None:
+        """Make the worker's next crossing raise ``error``; safe from the loop thread."""
+        if self.interrupted is None:
+            self.interrupted = error
+
+    async def run(self) -> T:
+        """Run the job to its end, serving its crossings; its result or its error."""
+        raise NotImplementedError
+
+
+class _JobLocal(threading.local):
+    job: Job[Any] | None = None
+
+
+thread_job = _JobLocal()
+
+
+class JobGreenlet(greenlet.greenlet):  # type: ignore[misc]
+    """A greenlet that runs a job; ``job`` lets ``await_`` find its driver."""
+
+    job: Job[Any] | None = None
+
+
+def current_job() -> Job[Any] | None:
+    """The job whose sync code is running here, if any."""
+    current = greenlet.getcurrent()
+    if type(current) is JobGreenlet:
+        return current.job
+    return thread_job.job

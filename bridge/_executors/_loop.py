@@ -1,0 +1,151 @@
+"""The two things an executor needs from the event loop it serves.
+
+A worker thread must wake a task that waits on the loop, and both executors
+must step an awaitable inside a given context. asyncio gets a direct path
+(a future and ``call_soon_threadsafe``: the cheapest wake-up it has); trio,
+and anyio running on it, get theirs through trio's token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Generator
+from contextvars import Context
+from typing import Any, Generic, TypeVar
+
+from .._errors import AwaitError
+
+T = TypeVar("T")
+
+
+class Waker:
+    """One task on the loop waits; any thread wakes it. Arm before each wait."""
+
+    __slots__ = ()
+
+    def arm(self) -> None:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """Safe from any thread; call at most once per ``arm``."""
+        raise NotImplementedError
+
+    async def wait(self) -> None:
+        raise NotImplementedError
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the loop thread soon; safe from any thread."""
+        raise NotImplementedError
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _AsyncioWaker(Waker):
+    __slots__ = ("_future", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._future: asyncio.Future[None] | None = None
+
+    def arm(self) -> None:
+        self._future = self._loop.create_future()
+
+    def wake(self) -> None:
+        self._loop.call_soon_threadsafe(_resolve, self._future)
+
+    async def wait(self) -> None:
+        assert self._future is not None
+        await self._future
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        self._loop.call_soon_threadsafe(callback)
+
+
+class _TrioWaker(Waker):
+    __slots__ = ("_event", "_token")
+
+    def __init__(self, token: Any) -> None:
+        self._token = token
+        self._event: Any = None
+
+    def arm(self) -> None:
+        import trio
+
+        self._event = trio.Event()
+
+    def wake(self) -> None:
+        self._token.run_sync_soon(self._event.set)
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        self._token.run_sync_soon(callback)
+
+
+def current_waker() -> Waker:
+    """A waker for the loop running in this thread (asyncio or trio)."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return _AsyncioWaker(loop)
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            return _TrioWaker(trio.lowlevel.current_trio_token())
+        except RuntimeError:
+            pass
+    raise AwaitError("no asyncio or trio event loop is running in this thread")
+
+
+def loop_is_running() -> bool:
+    """True on a thread whose asyncio or trio loop is running right now."""
+    if asyncio._get_running_loop() is not None:
+        return True
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
+class InContext(Generic[T]):
+    """Await ``awaitable`` with every step of it run inside ``context``.
+
+    A task's context is fixed when the task is created; this lets a driver
+    task run the sync side's awaitable as if the sync side had awaited it, so
+    it sees the contextvars the sync code set (``flask.request``, say).
+    """
+
+    __slots__ = ("_context", "_iterator")
+
+    def __init__(self, context: Context, awaitable: Awaitable[T]) -> None:
+        self._context = context
+        self._iterator = awaitable.__await__()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        run = self._context.run
+        iterator = self._iterator
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is None:
+                    signal = run(iterator.send, value)
+                else:
+                    signal = run(iterator.throw, error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            error = None
+            try:
+                value = yield signal
+            except BaseException as exc:  # delivered into the awaitable, as a task would
+                error = exc
+                value = None

@@ -1,0 +1,278 @@
+"""ThreadExecutor: sync code in a bounded pool of worker threads.
+
+Each crossing between the loop and a worker costs a wake-up, so a job is
+built to need two in the common case: the loop hands the job to a worker,
+and the worker wakes the loop once with everything it produced so far. Items
+wait in a bounded queue; the loop drains it in one go, and only a worker that
+fills it (a slow client) waits for room.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextvars import Context
+from typing import Any, TypeVar
+
+import anyio
+
+from .._errors import ConfigurationError
+from ._base import Executor
+from ._job import Job, Sink, thread_job
+from ._loop import InContext, Waker, current_waker
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+logger = logging.getLogger("bridge")
+
+_PUT, _AWAIT, _DONE = 0, 1, 2
+
+
+class WorkAbandoned(Exception):
+    """Raised in a worker whose async caller was cancelled: finish up and return."""
+
+
+class _Reply:
+    __slots__ = ("error", "lock", "value")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class ThreadJob(Job[T]):
+    __slots__ = ("_capacity", "_executor", "_items", "_lock", "_room", "_waiting", "_waker")
+
+    def __init__(
+        self,
+        executor: ThreadExecutor,
+        function: Callable[[Job[T]], T],
+        sink: Sink,
+        context: Context,
+        label: str,
+    ) -> None:
+        super().__init__(function, sink, context, label)
+        self._executor = executor
+        self._capacity = executor.queue_size
+        self._items: deque[tuple[int, Any]] = deque()
+        self._lock = threading.Lock()
+        self._waiting = False  # the driver sleeps and wants a wake-up
+        self._room: threading.Lock | None = None  # held while a worker waits for room
+        self._waker: Waker | None = None
+
+    # The worker side.
+    def _push(self, kind: int, item: Any) -> threading.Lock | None:
+        with self._lock:
+            self._items.append((kind, item))
+            wake = self._waiting
+            self._waiting = False
+            room = None
+            if kind == _PUT and len(self._items) >= self._capacity:
+                room = self._room = threading.Lock()
+                room.acquire()
+        if wake:
+            assert self._waker is not None
+            self._waker.wake()
+        return room
+
+    def put(self, item: object) -> None:
+        if self.interrupted is not None:
+            raise self.interrupted
+        room = self._push(_PUT, item)
+        if room is not None:
+            room.acquire()  # released by the driver once it has drained, or on interrupt
+            if self.interrupted is not None:
+                raise self.interrupted
+
+    def await_(self, awaitable: Awaitable[R], context: Context | None = None) -> R:
+        if self.interrupted is not None:
+            _close_unawaited(awaitable)
+            raise self.interrupted
+        reply = _Reply()
+        self._push(_AWAIT, (awaitable, context, reply))
+        reply.lock.acquire()
+        if reply.error is not None:
+            error, reply.error = reply.error, None
+            raise error
+        result: R = reply.value
+        return result
+
+    def _work(self) -> None:
+        thread_job.job = self
+        try:
+            outcome: tuple[bool, Any] = (True, self.context.run(self.function, self))
+        except BaseException as error:
+            outcome = (False, error)
+        finally:
+            thread_job.job = None
+        self._push(_DONE, outcome)
+
+    # The loop side.
+    def interrupt(self, error: BaseException) -> None:
+        with self._lock:
+            super().interrupt(error)
+            room, self._room = self._room, None
+        if room is not None:
+            room.release()
+
+    async def run(self) -> T:
+        self._waker = waker = current_waker()
+        self._executor.submit(self._work)
+        items = self._items
+        while True:
+            with self._lock:
+                if not items:
+                    self._waiting = True
+                    waker.arm()
+            # A worker that pushed since then has cleared the flag and woken us already.
+            if self._waiting:
+                try:
+                    await waker.wait()
+                except BaseException:
+                    self.interrupt(WorkAbandoned("the async caller was cancelled"))
+                    raise
+            while items:
+                kind, item = items.popleft()
+                if kind == _PUT:
+                    await self._deliver(item)
+                elif kind == _AWAIT:
+                    await self._serve_await(*item)
+                else:
+                    succeeded, value = item
+                    if succeeded:
+                        result: T = value
+                        return result
+                    raise value
+            with self._lock:
+                room, self._room = self._room, None
+            if room is not None:
+                room.release()
+
+    async def _deliver(self, item: Any) -> None:
+        if self.interrupted is not None:
+            return
+        try:
+            await self.sink(item)
+        except Exception as error:
+            self.interrupt(error)
+        except BaseException as error:
+            self.interrupt(WorkAbandoned("the async caller was cancelled"))
+            raise error
+
+    async def _serve_await(
+        self, awaitable: Awaitable[Any], context: Context | None, reply: _Reply
+    ) -> None:
+        try:
+            if context is None:
+                reply.value = await awaitable
+            else:
+                reply.value = await InContext(context, awaitable)
+        except Exception as error:
+            reply.error = error
+        except BaseException as error:
+            reply.error = WorkAbandoned("the async caller was cancelled")
+            self.interrupt(reply.error)
+            raise error
+        finally:
+            reply.lock.release()
+
+
+def _close_unawaited(awaitable: object) -> None:
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
+
+
+class ThreadExecutor(Executor):
+    """Runs sync code in up to ``max_workers`` threads, started as needed.
+
+    :param max_workers: the most requests running sync code at once; more wait
+        their turn, in order.
+    :param queue_size: items a worker may produce ahead of a slow consumer
+        before it waits (the response chunks in flight per request).
+    """
+
+    name = "thread"
+    multithread = True
+
+    def __init__(self, max_workers: int = 40, *, queue_size: int = 8) -> None:
+        if max_workers < 1:
+            raise ConfigurationError(f"max_workers must be at least 1, got {max_workers}")
+        if queue_size < 1:
+            raise ConfigurationError(f"queue_size must be at least 1, got {queue_size}")
+        self.max_workers = max_workers
+        self.queue_size = queue_size
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: set[threading.Thread] = set()
+        self._idle = 0
+
+    def job(
+        self, function: Callable[[Job[T]], T], sink: Sink, context: Context, label: str
+    ) -> Job[T]:
+        return ThreadJob(self, function, sink, context, label)
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on a worker thread, starting one if all are busy."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                start = False
+            else:
+                start = len(self._threads) < self.max_workers
+            if start:
+                thread = threading.Thread(
+                    target=self._serve, name=f"bridge-worker-{len(self._threads)}", daemon=True
+                )
+                self._threads.add(thread)
+        self._tasks.put(task)
+        if start:
+            thread.start()
+
+    def _serve(self) -> None:
+        tasks = self._tasks
+        try:
+            while True:
+                task = tasks.get()
+                if task is None:
+                    return
+                task()
+                with self._lock:
+                    self._idle += 1
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    @property
+    def threads(self) -> int:
+        """Worker threads alive now."""
+        return len(self._threads)
+
+    @property
+    def idle(self) -> int:
+        """Worker threads waiting for work now."""
+        return self._idle
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Let idle workers exit and wait up to ``timeout`` s for busy ones to finish."""
+        with self._lock:
+            threads = list(self._threads)
+            self._idle = 0
+        for _ in threads:
+            self._tasks.put(None)
+        if threads:
+            await anyio.to_thread.run_sync(_join_all, threads, timeout, abandon_on_cancel=True)
+
+
+def _join_all(threads: list[threading.Thread], timeout: float) -> None:
+    for thread in threads:
+        thread.join(timeout)
+        if thread.is_alive():
+            logger.warning("worker %s is still busy at shutdown; leaving it", thread.name)
+
