@@ -257,10 +257,11 @@ class _Exchange:
                 self._signal_inbox()
                 return
             if message["type"] == "http.request" and not self.body_done:
-                # The app may still read the body: hand it over, one message at a time.
+                # The app may still read the body: hold one message for it, and
+                # receive more only once it took that one (after the last, none come).
                 self.inbox.append(message)
                 self._signal_inbox()
-                while self.inbox:
+                while self.inbox and message.get("more_body", False):
                     self.inbox_changed = anyio.Event()
                     await self.inbox_changed.wait()
 

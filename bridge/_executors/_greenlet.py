@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import Context
 from typing import Any, TypeVar
 
+import anyio.lowlevel
 import greenlet
 
 from .._errors import ConfigurationError
@@ -31,6 +32,7 @@ R = TypeVar("R")
 logger = logging.getLogger("bridge")
 
 _PUT, _AWAIT = 0, 1
+_PUTS_PER_CHECKPOINT = 16
 
 
 class GreenletJob(Job[T]):
@@ -78,6 +80,7 @@ class GreenletJob(Job[T]):
         worker.gr_context = self.context
         request = self._step(worker.switch)
         cancelled: BaseException | None = None
+        puts = 0
         while not worker.dead:
             kind, item = request
             try:
@@ -90,6 +93,10 @@ class GreenletJob(Job[T]):
                     except Exception as error:
                         # As with threads: the worker learns at its next crossing.
                         self.interrupt(error)
+                    puts += 1
+                    if puts % _PUTS_PER_CHECKPOINT == 0:
+                        # A sink that never suspends would starve every other task.
+                        await anyio.lowlevel.checkpoint()
             except BaseException as error:
                 if not isinstance(error, Exception) and cancelled is None:
                     cancelled = error

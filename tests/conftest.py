@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["thread", "greenlet"])
+def executor(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
