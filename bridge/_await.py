@@ -74,8 +74,6 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
-
-
 def _forget_loop_after_fork() -> None:
     # The loop's thread does not survive a fork; the child starts its own on first use.
     global _loop

@@ -16,7 +16,7 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import copy_context
-from typing import IO, Any
+from typing import Any
 
 import anyio
 
@@ -32,7 +32,7 @@ from ._errors import (
 )
 from ._executors import Executor, Job, WorkAbandoned, resolve_executor
 from ._streams import ErrorStream, FileWrapper, InputStream
-from ._types import Message, OptExcInfo, Receive, Scope, Send, WSGIApp
+from ._types import ErrorsStream, Message, OptExcInfo, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
 
@@ -57,7 +57,7 @@ class WsgiToAsgi:
         *,
         executor: str | Executor = "thread",
         max_body_size: int | None = None,
-        errors: IO[str] | None = None,
+        errors: ErrorsStream | None = None,
         max_duplicate_headers: int = 100,
     ) -> None:
         if not callable(app):
@@ -115,8 +115,8 @@ class _Exchange:
         "inbox",
         "inbox_changed",
         "job",
-        "received",
         "receive",
+        "received",
         "response_complete",
         "scope",
         "send",
@@ -382,7 +382,7 @@ def to_asgi(
     *,
     executor: str | Executor = "thread",
     max_body_size: int | None = None,
-    errors: IO[str] | None = None,
+    errors: ErrorsStream | None = None,
     max_duplicate_headers: int = 100,
 ) -> WsgiToAsgi:
     """Wrap a WSGI app so that any ASGI server (uvicorn, hypercorn) can serve it."""
@@ -393,4 +393,3 @@ def to_asgi(
         errors=errors,
         max_duplicate_headers=max_duplicate_headers,
     )
-

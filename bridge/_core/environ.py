@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 from .._errors import BadRequest
-from .._types import Environ, Scope
+from .._types import Environ, ErrorsStream, Scope
 
 ASGI_SCOPE_KEY = "asgi.scope"
 """The environ key under which the app finds the original ASGI scope."""
@@ -53,7 +53,7 @@ class EnvironBuilder:
     def __init__(
         self,
         *,
-        errors: IO[str] | None = None,
+        errors: ErrorsStream | None = None,
         multithread: bool = True,
         file_wrapper: Callable[..., Any] | None = None,
         max_duplicate_headers: int = 100,

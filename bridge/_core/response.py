@@ -36,7 +36,7 @@ _NO_CONTENT_LENGTH: Final = frozenset({204, 205})
 class ResponseState:
     """One response's progress from ``start_response`` to its last ASGI message."""
 
-    __slots__ = ("complete", "headers", "remaining", "started", "status", "_drop_body")
+    __slots__ = ("_drop_body", "complete", "headers", "remaining", "started", "status")
 
     def __init__(self) -> None:
         self.status: int | None = None
@@ -46,7 +46,9 @@ class ResponseState:
         self.remaining: int | None = None
         self._drop_body = False
 
-    def start_response(self, status: str, headers: object, exc_info: OptExcInfo | None = None) -> None:
+    def start_response(
+        self, status: str, headers: object, exc_info: OptExcInfo | None = None
+    ) -> None:
         if exc_info is not None and exc_info[1] is not None:
             if self.started:
                 # PEP 3333: too late to replace the headers; the app's error propagates.

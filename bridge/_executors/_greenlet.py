@@ -144,4 +144,3 @@ class GreenletExecutor(Executor):
         self, function: Callable[[Job[T]], T], sink: Sink, context: Context, label: str
     ) -> Job[T]:
         return GreenletJob(function, sink, context, label, self.block_warning)
-

@@ -70,7 +70,7 @@ class _JobLocal(threading.local):
 thread_job = _JobLocal()
 
 
-class JobGreenlet(greenlet.greenlet):  # type: ignore[misc]
+class JobGreenlet(greenlet.greenlet):
     """A greenlet that runs a job; ``job`` lets ``await_`` find its driver."""
 
     job: Job[Any] | None = None

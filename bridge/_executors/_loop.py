@@ -55,7 +55,9 @@ class _AsyncioWaker(Waker):
         self._future = self._loop.create_future()
 
     def wake(self) -> None:
-        self._loop.call_soon_threadsafe(_resolve, self._future)
+        future = self._future
+        assert future is not None
+        self._loop.call_soon_threadsafe(_resolve, future)
 
     async def wait(self) -> None:
         assert self._future is not None

@@ -275,4 +275,3 @@ def _join_all(threads: list[threading.Thread], timeout: float) -> None:
         thread.join(timeout)
         if thread.is_alive():
             logger.warning("worker %s is still busy at shutdown; leaving it", thread.name)
-
