@@ -174,20 +174,21 @@ class _Exchange:
 
     # --- The loop side: the job's sink, the body, the disconnect watcher.
 
-    async def _sink(self, message: Message) -> None:
-        if self.too_large and message["type"] == "http.response.start":
+    async def _sink(self, messages: list[Message]) -> None:
+        if self.too_large and messages[0]["type"] == "http.response.start":
             await self._answer(413, f"Request body larger than {self.bridge.max_body_size} bytes")
             raise RequestBodyTooLarge("the response was replaced by 413")
+        send = self.send
         try:
-            await self.send(message)
+            for message in messages:
+                await send(message)
         except Exception as error:
             self.client_gone = True
             raise ClientDisconnected(f"sending the response failed: {error!r}") from error
-        if message["type"] == "http.response.body":
-            if not message["more_body"]:
-                self.response_complete = True
-            elif self.watcher is None:
-                self._start_watcher()
+        if not message["more_body"]:
+            self.response_complete = True
+        elif self.watcher is None:
+            self._start_watcher()
 
     def _pull(self) -> bytes:
         return self.job.await_(self._next_body())
@@ -273,8 +274,9 @@ class _Exchange:
         put = job.put
 
         def write(data: bytes) -> None:
-            for message in state.body(data):
-                put(message)
+            messages = state.body(data)
+            if messages:
+                put(messages)
 
         def start_response(
             status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
@@ -308,8 +310,7 @@ class _Exchange:
         else:
             self._log_app_error(job.label, "before its response began; answering 500", error)
         try:
-            for message in plain_response(500, "Internal Server Error"):
-                job.put(message)
+            job.put(plain_response(500, "Internal Server Error"))
         except BaseException as put_error:
             if put_error is not job.interrupted:
                 raise
@@ -324,26 +325,32 @@ class _Exchange:
             stream.flush()
 
 
-def _stream(iterable: Iterable[bytes], state: ResponseState, put: Callable[[Any], None]) -> None:
-    """Send every chunk of ``iterable``, then close it, keeping the first error."""
+def _stream(
+    iterable: Iterable[bytes], state: ResponseState, put: Callable[[list[Message]], None]
+) -> None:
+    """Send every chunk of ``iterable``, then close it, keeping the first error.
+
+    The messages of one chunk (the start message with the first) cross as one item.
+    """
     error: BaseException | None = None
     try:
         if type(iterable) is list or type(iterable) is tuple:
             last = len(iterable) - 1
             for index, chunk in enumerate(iterable):
-                for message in state.body(chunk, index == last):
-                    put(message)
+                messages = state.body(chunk, index == last)
+                if messages:
+                    put(messages)
                 if state.complete:
                     break
         else:
             for chunk in iterable:
-                for message in state.body(chunk):
-                    put(message)
+                messages = state.body(chunk)
+                if messages:
+                    put(messages)
                 if state.complete:
                     break
         if not state.complete:
-            for message in state.finish():
-                put(message)
+            put(state.finish())
     except BaseException as raised:
         error = raised
     close = getattr(iterable, "close", None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .._errors import ConfigurationError
 from ._base import Executor
 from ._greenlet import GreenletExecutor
@@ -18,7 +20,7 @@ __all__ = [
     "resolve_executor",
 ]
 
-_NAMES = {"thread": ThreadExecutor, "greenlet": GreenletExecutor}
+_NAMES: dict[str, Callable[[], Executor]] = {"thread": ThreadExecutor, "greenlet": GreenletExecutor}
 
 
 def resolve_executor(executor: str | Executor) -> tuple[Executor, bool]:

@@ -1,18 +1,24 @@
 """GreenletExecutor: sync code in greenlets on the event-loop thread itself.
 
-The driver task switches into the job's greenlet; when the sync code needs
+The driver task switches into a worker greenlet; when the sync code needs
 the loop (``put``, ``await_``) it switches back with a request, the driver
 awaits it, and switches in again with the answer. No thread, no lock, no
 wake-up: a crossing is two greenlet switches.
 
-The price: code in the greenlet that blocks (``time.sleep``, a sync socket)
-blocks the whole loop. Each stretch the greenlet holds the loop is timed,
-and one longer than ``block_warning`` seconds is logged, naming the job.
+Starting a fresh greenlet costs several times more than a switch, so worker
+greenlets are kept and reused, per thread (a greenlet cannot move between
+threads). Each job sets the worker's context to its own.
+
+The price of running on the loop: code in the greenlet that blocks
+(``time.sleep``, a sync socket) blocks the whole loop. Each stretch a
+greenlet holds the loop is timed, and one longer than ``block_warning``
+seconds is logged, naming the job.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import Context
@@ -31,26 +37,26 @@ R = TypeVar("R")
 
 logger = logging.getLogger("bridge")
 
-_PUT, _AWAIT = 0, 1
+_PUT, _AWAIT, _DONE = 0, 1, 2
 _PUTS_PER_CHECKPOINT = 16
 
 
 class GreenletJob(Job[T]):
-    __slots__ = ("_block_warning", "_driver")
+    __slots__ = ("_driver", "_executor")
 
     def __init__(
         self,
+        executor: GreenletExecutor,
         function: Callable[[Job[T]], T],
         sink: Sink,
         context: Context,
         label: str,
-        block_warning: float,
     ) -> None:
         super().__init__(function, sink, context, label)
-        self._block_warning = block_warning
+        self._executor = executor
         self._driver: greenlet.greenlet | None = None
 
-    # The worker side: runs in the job's greenlet.
+    # The worker side: runs in the worker greenlet.
     def put(self, item: object) -> None:
         if self.interrupted is not None:
             raise self.interrupted
@@ -69,19 +75,17 @@ class GreenletJob(Job[T]):
         result: R = self._driver.switch((_AWAIT, awaitable))
         return result
 
-    def _main(self) -> T:
-        return self.function(self)
-
     # The loop side.
     async def run(self) -> T:
         self._driver = greenlet.getcurrent()
-        worker = JobGreenlet(self._main)
+        workers = self._executor._workers()
+        worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
         worker.job = self
         worker.gr_context = self.context
-        request = self._step(worker.switch)
+        request = self._step(worker.switch, self)
         cancelled: BaseException | None = None
         puts = 0
-        while not worker.dead:
+        while request[0] != _DONE:
             kind, item = request
             try:
                 value = None
@@ -103,26 +107,52 @@ class GreenletJob(Job[T]):
                 request = self._step(worker.throw, error)
             else:
                 request = self._step(worker.switch, value)
+        worker.job = None
+        worker.gr_context = None
+        if len(workers) < self._executor.idle_workers:
+            workers.append(worker)
         if cancelled is not None:
             raise cancelled
-        result: T = request
-        return result
+        succeeded, outcome = request[1]
+        if succeeded:
+            result: T = outcome
+            return result
+        raise outcome
 
-    def _step(self, switch: Callable[..., Any], *value: Any) -> Any:
+    def _step(self, switch: Callable[..., Any], value: Any) -> Any:
         started = time.perf_counter()
         try:
-            return switch(*value)
+            return switch(value)
         finally:
             held = time.perf_counter() - started
-            if held > self._block_warning:
+            if held > self._executor.block_warning:
                 logger.warning(
                     "the greenlet for %s held the event loop for %.3f s (over %.3f s): "
                     "it blocked without going through await_(); use the thread executor "
                     "for code that does blocking I/O",
                     self.label,
                     held,
-                    self._block_warning,
+                    self._executor.block_warning,
                 )
+
+
+def _serve_jobs(job: GreenletJob[Any]) -> None:
+    """A worker greenlet's life: run a job, report how it ended, wait for the next."""
+    while True:
+        try:
+            outcome: tuple[bool, Any] = (True, job.function(job))
+        except greenlet.GreenletExit:
+            raise
+        except BaseException as error:
+            outcome = (False, error)
+        driver = job._driver
+        assert driver is not None
+        job = driver.switch((_DONE, outcome))
+
+
+class _IdleWorkers(threading.local):
+    def __init__(self) -> None:
+        self.workers: list[JobGreenlet] = []
 
 
 class GreenletExecutor(Executor):
@@ -130,17 +160,29 @@ class GreenletExecutor(Executor):
 
     :param block_warning: seconds a greenlet may hold the loop in one stretch
         before a warning names its job.
+    :param idle_workers: finished worker greenlets kept for reuse, per thread.
     """
 
     name = "greenlet"
     multithread = False
 
-    def __init__(self, *, block_warning: float = 0.1) -> None:
+    def __init__(self, *, block_warning: float = 0.1, idle_workers: int = 128) -> None:
         if block_warning <= 0:
             raise ConfigurationError(f"block_warning must be positive, got {block_warning}")
+        if idle_workers < 0:
+            raise ConfigurationError(f"idle_workers must be >= 0, got {idle_workers}")
         self.block_warning = block_warning
+        self.idle_workers = idle_workers
+        self._idle = _IdleWorkers()
+
+    def _workers(self) -> list[JobGreenlet]:
+        return self._idle.workers
 
     def job(
         self, function: Callable[[Job[T]], T], sink: Sink, context: Context, label: str
     ) -> Job[T]:
-        return GreenletJob(function, sink, context, label, self.block_warning)
+        return GreenletJob(self, function, sink, context, label)
+
+    async def aclose(self) -> None:
+        """Drop the idle worker greenlets of this thread."""
+        self._idle.workers.clear()
