@@ -350,6 +350,12 @@ def _stream(
                 if state.complete:
                     break
         if not state.complete:
+            if state.remaining:
+                logger.warning(
+                    "the WSGI response ended %d bytes short of its Content-Length; "
+                    "the server will close the connection",
+                    state.remaining,
+                )
             put(state.finish())
     except BaseException as raised:
         error = raised

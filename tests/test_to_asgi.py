@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import greenlet
 import pytest
 
@@ -261,7 +262,12 @@ async def test_empty_iterable_sends_a_start_message(executor: str) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [("X-Evil", "a\r\nSet-Cookie: evil=1"), ("X-Evil", "a\nb"), ("X-Evil", "a\x00b"), ("X Bad:Name", "v")],
+    [
+        ("X-Evil", "a\r\nSet-Cookie: evil=1"),
+        ("X-Evil", "a\nb"),
+        ("X-Evil", "a\x00b"),
+        ("X Bad:Name", "v"),
+    ],
 )
 async def test_invalid_response_headers_never_reach_the_server(
     executor: str, header: tuple[str, str], caplog: pytest.LogCaptureFixture
@@ -427,7 +433,9 @@ async def test_declared_body_over_the_limit_is_413_without_calling_the_app(execu
         called.append(True)
         return []
 
-    scope = make_scope(method="POST", headers=[(b"content-length", b"1000"), (b"expect", b"100-continue")])
+    scope = make_scope(
+        method="POST", headers=[(b"content-length", b"1000"), (b"expect", b"100-continue")]
+    )
     exchange = await FakeServer(to_asgi(app, executor=executor, max_body_size=10)).request(scope)
     assert exchange.status == 413
     assert called == []
@@ -450,7 +458,9 @@ async def test_body_within_the_limit_passes(executor: str) -> None:
 
 
 async def test_duplicate_content_length_is_400_without_calling_the_app(executor: str) -> None:
-    scope = make_scope(method="POST", headers=[(b"content-length", b"5"), (b"content-length", b"7")])
+    scope = make_scope(
+        method="POST", headers=[(b"content-length", b"5"), (b"content-length", b"7")]
+    )
     exchange = await FakeServer(to_asgi(echo, executor=executor)).request(scope)
     assert exchange.status == 400
     assert b"content-length" in exchange.body
@@ -601,7 +611,7 @@ async def test_await_from_a_worker_runs_on_the_servers_loop(executor: str) -> No
     seen: list[int] = []
 
     async def where() -> int:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return threading.get_ident()
 
     def view(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -635,7 +645,9 @@ async def test_errors_go_to_a_given_wsgi_errors_stream(executor: str) -> None:
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         raise RuntimeError("to the stream")
 
-    exchange = await FakeServer(to_asgi(app, executor=executor, errors=errors)).request(make_scope())
+    exchange = await FakeServer(to_asgi(app, executor=executor, errors=errors)).request(
+        make_scope()
+    )
     assert exchange.status == 500
     assert "RuntimeError: to the stream" in errors.getvalue()
 
@@ -697,3 +709,15 @@ async def test_unknown_scope_types_are_refused() -> None:
 
     with pytest.raises(UnsupportedScope, match="'other'"):
         await to_asgi(hello)({"type": "other"}, receive, send)
+
+
+async def test_a_body_shorter_than_its_content_length_is_logged(
+    executor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", "100")])
+        return [b"only ten.."]
+
+    exchange = await FakeServer(to_asgi(app, executor=executor)).request(make_scope())
+    assert exchange.body == b"only ten.."
+    assert any("90 bytes short" in r.getMessage() for r in caplog.records)
