@@ -350,13 +350,13 @@ def _stream(
                 if state.complete:
                     break
         if not state.complete:
-            if state.remaining:
-                logger.warning(
-                    "the WSGI response ended %d bytes short of its Content-Length; "
-                    "the server will close the connection",
-                    state.remaining,
-                )
             put(state.finish())
+        if state.remaining:
+            logger.warning(
+                "the WSGI response ended %d bytes short of its Content-Length; "
+                "the server will close the connection",
+                state.remaining,
+            )
     except BaseException as raised:
         error = raised
     close = getattr(iterable, "close", None)
