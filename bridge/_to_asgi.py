@@ -287,6 +287,13 @@ class _Exchange:
         try:
             iterable = self.bridge.app(self.environ, start_response)
             _stream(iterable, state, put)
+            if state.remaining and self.environ["REQUEST_METHOD"] != "HEAD":
+                logger.warning(
+                    "the WSGI response to %s ended %d bytes short of its Content-Length; "
+                    "the server will close the connection",
+                    job.label,
+                    state.remaining,
+                )
         except BaseException as error:
             if error is job.interrupted or isinstance(error, _CLIENT_GONE):
                 logger.debug("stopped %s: %s", job.label, error)
@@ -351,12 +358,6 @@ def _stream(
                     break
         if not state.complete:
             put(state.finish())
-        if state.remaining:
-            logger.warning(
-                "the WSGI response ended %d bytes short of its Content-Length; "
-                "the server will close the connection",
-                state.remaining,
-            )
     except BaseException as raised:
         error = raised
     close = getattr(iterable, "close", None)

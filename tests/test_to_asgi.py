@@ -721,3 +721,16 @@ async def test_a_body_shorter_than_its_content_length_is_logged(
     exchange = await FakeServer(to_asgi(app, executor=executor)).request(make_scope())
     assert exchange.body == b"only ten.."
     assert any("90 bytes short" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("method", "status"), [("HEAD", "200 OK"), ("GET", "304 Not Modified")])
+async def test_bodiless_answers_with_a_length_are_not_called_short(
+    executor: str, method: str, status: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response(status, [("Content-Length", "100")])
+        return []
+
+    exchange = await FakeServer(to_asgi(app, executor=executor)).request(make_scope(method=method))
+    assert exchange.header(b"content-length") == b"100"
+    assert not any("short" in r.getMessage() for r in caplog.records)

@@ -74,8 +74,9 @@ class ResponseState:
             remaining = None
         self.status = code
         self.headers = encoded
-        self.remaining = remaining
         self._drop_body = code in _NO_BODY_STATUSES or code < 200
+        # A 304's length describes the resource, not this (empty) body.
+        self.remaining = None if self._drop_body else remaining
 
     def _start_message(self) -> Message:
         self.started = True
