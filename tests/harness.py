@@ -120,7 +120,10 @@ class FakeServer:
             return {"type": "http.disconnect"}
 
         async def send(message: Message) -> None:
-            if self.send_fails_after is not None and len(exchange.messages) >= self.send_fails_after:
+            if (
+                self.send_fails_after is not None
+                and len(exchange.messages) >= self.send_fails_after
+            ):
                 raise OSError("connection reset by peer")
             exchange.messages.append(message)
             if self.on_send is not None:

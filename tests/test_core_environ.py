@@ -56,7 +56,9 @@ def test_obs_text_header_value_decodes_as_latin1() -> None:
 
 def test_content_type_and_length_have_no_http_twins() -> None:
     environ = build(
-        make_scope(method="POST", headers=[(b"content-type", b"text/plain"), (b"content-length", b"5")])
+        make_scope(
+            method="POST", headers=[(b"content-type", b"text/plain"), (b"content-length", b"5")]
+        )
     )
     assert environ["CONTENT_TYPE"] == "text/plain"
     assert environ["CONTENT_LENGTH"] == "5"

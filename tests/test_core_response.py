@@ -17,7 +17,18 @@ def test_valid_statuses(status: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "status", ["OK", "20X OK", "200OK", "2000 OK", "099 Low", "200 OK\r\nX-Evil: 1", "200 OK\n", b"200 OK", 200]
+    "status",
+    [
+        "OK",
+        "20X OK",
+        "200OK",
+        "2000 OK",
+        "099 Low",
+        "200 OK\r\nX-Evil: 1",
+        "200 OK\n",
+        b"200 OK",
+        200,
+    ],
 )
 def test_malformed_statuses_are_refused(status: object) -> None:
     with pytest.raises(InvalidStatus):
@@ -41,7 +52,12 @@ def test_header_names_that_are_not_tokens_are_refused(name: str) -> None:
 
 def test_headers_are_lowercased_latin1_and_repeats_kept_in_order() -> None:
     encoded = encode_headers(
-        [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-Name", "café\t!")]
+        [
+            ("Content-Type", "text/plain"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("X-Name", "café\t!"),
+        ]
     )
     assert encoded == [
         (b"content-type", b"text/plain"),
@@ -52,11 +68,15 @@ def test_headers_are_lowercased_latin1_and_repeats_kept_in_order() -> None:
 
 
 def test_hop_by_hop_headers_are_dropped() -> None:
-    encoded = encode_headers([("Connection", "close"), ("Transfer-Encoding", "chunked"), ("X-A", "1")])
+    encoded = encode_headers(
+        [("Connection", "close"), ("Transfer-Encoding", "chunked"), ("X-A", "1")]
+    )
     assert encoded == [(b"x-a", b"1")]
 
 
-@pytest.mark.parametrize("headers", ["Content-Type: x", [("a", "b", "c")], [["a", "b"]], [("a", 1)], None])
+@pytest.mark.parametrize(
+    "headers", ["Content-Type: x", [("a", "b", "c")], [["a", "b"]], [("a", 1)], None]
+)
 def test_malformed_header_lists_are_refused(headers: object) -> None:
     with pytest.raises(InvalidHeader):
         encode_headers(headers)

@@ -1,0 +1,327 @@
+"""Real servers for the end-to-end tests, on 127.0.0.1 and ephemeral ports.
+
+* ``uvicorn_server(app)``: uvicorn in a background thread, port 0, the bound
+  port read back from ``server.servers[0].sockets``.
+* ``hypercorn_server(app, worker="asyncio"|"trio")``: ``hypercorn.asyncio.serve``
+  or ``hypercorn.trio.serve`` (under ``trio.run``) in a background thread with
+  a shutdown trigger, on a port found free by binding a socket to port 0.
+* ``uvicorn_subprocess(executor)``: this file run as a script, serving the
+  streaming app in its own process (so its memory can be measured).
+* Raw-socket helpers for clients that misbehave.
+
+Every wait here is bounded in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT = 15.0
+CHUNK = 64 * 1024
+
+
+@dataclass
+class Running:
+    """A server that is up: where to reach it and what went wrong in its thread."""
+
+    port: int
+    thread: threading.Thread | None = None
+    errors: list[BaseException] = field(default_factory=list)
+    stop: Callable[[], None] = lambda: None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (the OS picked it for a socket bound to port 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, timeout: float = STARTUP_TIMEOUT, alive: Callable[[], bool] = lambda: True
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"the server meant for port {port} died before listening")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {HOST}:{port} after {timeout} s")
+
+
+def _guarded(target: Callable[[], None], errors: list[BaseException]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            target()
+        except BaseException as error:  # kept for the fixture to report, not lost in a thread
+            errors.append(error)
+
+    return run
+
+
+# --- uvicorn -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def uvicorn_server(app: Any, **options: Any) -> Iterator[Running]:
+    """Serve ``app`` with uvicorn in a daemon thread; stop it on exit."""
+    import uvicorn
+
+    options.setdefault("log_config", None)
+    options.setdefault("lifespan", "on")
+    options.setdefault("timeout_graceful_shutdown", 2)
+    options.setdefault("timeout_keep_alive", 30)
+    server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=0, **options))
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=_guarded(server.run, errors), name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(5)
+            raise RuntimeError(f"uvicorn did not start: {errors!r}")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+
+    def stop() -> None:
+        server.should_exit = True
+
+    running = Running(port=port, thread=thread, errors=errors, stop=stop)
+    try:
+        yield running
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(5)
+
+
+# --- hypercorn -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def hypercorn_server(app: Any, worker: str = "asyncio") -> Iterator[Running]:
+    """Serve ``app`` with hypercorn's asyncio or trio worker in a daemon thread."""
+    from hypercorn.config import Config
+
+    port = free_port()
+    config = Config()
+    config.bind = [f"{HOST}:{port}"]
+    config.graceful_timeout = 1
+    config.accesslog = None
+    errors: list[BaseException] = []
+    trigger: dict[str, Callable[[], None]] = {}
+    armed = threading.Event()
+
+    if worker == "asyncio":
+        from hypercorn.asyncio import serve as asyncio_serve
+
+        async def main_asyncio() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            trigger["stop"] = lambda: loop.call_soon_threadsafe(stop.set)
+            armed.set()
+            await asyncio_serve(app, config, shutdown_trigger=stop.wait)
+
+        def target() -> None:
+            asyncio.run(main_asyncio())
+
+    elif worker == "trio":
+        import trio
+        from hypercorn.trio import serve as trio_serve
+
+        async def main_trio() -> None:
+            stop = trio.Event()
+            token = trio.lowlevel.current_trio_token()
+            trigger["stop"] = lambda: token.run_sync_soon(stop.set)
+            armed.set()
+            await trio_serve(app, config, shutdown_trigger=stop.wait)
+
+        def target() -> None:
+            trio.run(main_trio)
+
+    else:
+        raise ValueError(f"unknown hypercorn worker {worker!r}")
+
+    thread = threading.Thread(
+        target=_guarded(target, errors), name=f"hypercorn-{worker}", daemon=True
+    )
+    thread.start()
+    try:
+        if not armed.wait(STARTUP_TIMEOUT):
+            raise RuntimeError(f"hypercorn ({worker}) did not start: {errors!r}")
+        wait_for_port(port, alive=thread.is_alive)
+    except BaseException:
+        if "stop" in trigger:
+            trigger["stop"]()
+        thread.join(5)
+        raise
+
+    def stop() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop may be gone already
+            trigger["stop"]()
+
+    running = Running(port=port, thread=thread, errors=errors, stop=stop)
+    try:
+        yield running
+    finally:
+        stop()
+        thread.join(10)
+
+
+# --- raw sockets ---------------------------------------------------------------------------
+
+
+def connect(port: int, timeout: float = 10.0) -> socket.socket:
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def read_head(sock: socket.socket, limit: int = 65536) -> tuple[bytes, bytes]:
+    """Read until the end of the response head: (head, whatever body bytes came with it)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(4096)
+        if not piece:
+            break
+        data += piece
+        if len(data) > limit:
+            raise AssertionError(f"no end of head in {limit} bytes: {data[:200]!r}")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read one response framed by Content-Length: (head, body)."""
+    head, body = read_head(sock)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        body += piece
+    return head, body
+
+
+def status_of(head: bytes) -> int:
+    return int(head.split(b"\r\n", 1)[0].split()[1])
+
+
+# --- a subprocess server for the streaming tests -------------------------------------------
+
+
+def streaming_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    """``/download?size=N``: N bytes in 64 KiB chunks; ``/upload``: read in 64 KiB, count."""
+    path = environ["PATH_INFO"]
+    if path == "/download":
+        query = dict(
+            part.split("=", 1) for part in environ["QUERY_STRING"].split("&") if "=" in part
+        )
+        size = int(query["size"])
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return _chunks(size)
+    if path == "/upload":
+        stream = environ["wsgi.input"]
+        total = 0
+        while True:
+            piece = stream.read(CHUNK)
+            if not piece:
+                break
+            total += len(piece)
+        body = str(total).encode()
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+    if path == "/pid":
+        body = str(os.getpid()).encode()
+        start_response(
+            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+    return [b""]
+
+
+def _chunks(size: int) -> Iterator[bytes]:
+    block = b"x" * CHUNK
+    full, rest = divmod(size, CHUNK)
+    for _ in range(full):
+        yield block
+    if rest:
+        yield block[:rest]
+
+
+@contextlib.contextmanager
+def uvicorn_subprocess(executor: str) -> Iterator[tuple[Running, subprocess.Popen[bytes]]]:
+    """Run this file as a script: uvicorn serving ``streaming_wsgi_app`` through ``executor``."""
+    process = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "streaming", executor],
+        stdout=subprocess.PIPE,
+        stderr=None,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # the child prints its port once it listens
+        if not line.startswith(b"PORT "):
+            raise RuntimeError(f"the server subprocess did not start: {line!r}")
+        port = int(line.split()[1])
+        wait_for_port(port, alive=lambda: process.poll() is None)
+        yield Running(port=port), process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _main_streaming(executor: str) -> None:
+    import uvicorn
+
+    import bridge
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((HOST, 0))
+    sock.listen(128)
+    app = bridge.to_asgi(streaming_wsgi_app, executor=executor)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "streaming":
+        _main_streaming(sys.argv[2])
+    else:
+        raise SystemExit(f"usage: {sys.argv[0]} streaming thread|greenlet")
