@@ -734,3 +734,25 @@ async def test_bodiless_answers_with_a_length_are_not_called_short(
     exchange = await FakeServer(to_asgi(app, executor=executor)).request(make_scope(method=method))
     assert exchange.header(b"content-length") == b"100"
     assert not any("short" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_pool_closed_while_busy_serves_later_requests() -> None:
+    pool = ThreadExecutor(max_workers=1)
+    release = threading.Event()
+
+    def blocking(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        release.wait(5)
+        start_response("200 OK", [])
+        return [b"late"]
+
+    async def close_then_release() -> None:
+        await pool.aclose(timeout=0.05)
+        release.set()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(FakeServer(to_asgi(blocking, executor=pool)).request, make_scope())
+        await anyio.sleep(0.05)
+        group.start_soon(close_then_release)
+    for _ in range(3):
+        exchange = await FakeServer(to_asgi(hello, executor=pool)).request(make_scope(), timeout=5)
+        assert exchange.body == b"Hello"

@@ -10,8 +10,10 @@ fills it (a slow client) waits for room.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextvars import Context
@@ -189,6 +191,21 @@ def _close_unawaited(awaitable: object) -> None:
         close()
 
 
+class _Crew:
+    """One generation of worker threads and the queue they serve.
+
+    ``aclose`` retires the crew and starts a new one lazily, so threads that are
+    still finishing old work never take, or miscount, new work.
+    """
+
+    __slots__ = ("idle", "tasks", "threads")
+
+    def __init__(self) -> None:
+        self.tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.threads: set[threading.Thread] = set()
+        self.idle = 0
+
+
 class ThreadExecutor(Executor):
     """Runs sync code in up to ``max_workers`` threads, started as needed.
 
@@ -208,10 +225,10 @@ class ThreadExecutor(Executor):
             raise ConfigurationError(f"queue_size must be at least 1, got {queue_size}")
         self.max_workers = max_workers
         self.queue_size = queue_size
-        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._threads: set[threading.Thread] = set()
-        self._idle = 0
+        self._crew = _Crew()
+        reference = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _start_afresh(reference))
 
     def job(
         self, function: Callable[[Job[T]], T], sink: Sink, context: Context, label: str
@@ -221,22 +238,26 @@ class ThreadExecutor(Executor):
     def submit(self, task: Callable[[], None]) -> None:
         """Run ``task`` on a worker thread, starting one if all are busy."""
         with self._lock:
-            if self._idle:
-                self._idle -= 1
-                start = False
-            else:
-                start = len(self._threads) < self.max_workers
-            if start:
+            crew = self._crew
+            if crew.idle:
+                crew.idle -= 1
+                thread = None
+            elif len(crew.threads) < self.max_workers:
                 thread = threading.Thread(
-                    target=self._serve, name=f"bridge-worker-{len(self._threads)}", daemon=True
+                    target=self._serve,
+                    args=(crew,),
+                    name=f"bridge-worker-{len(crew.threads)}",
+                    daemon=True,
                 )
-                self._threads.add(thread)
-        self._tasks.put(task)
-        if start:
+                crew.threads.add(thread)
+            else:
+                thread = None
+        crew.tasks.put(task)
+        if thread is not None:
             thread.start()
 
-    def _serve(self) -> None:
-        tasks = self._tasks
+    def _serve(self, crew: _Crew) -> None:
+        tasks = crew.tasks
         try:
             while True:
                 task = tasks.get()
@@ -244,30 +265,41 @@ class ThreadExecutor(Executor):
                     return
                 task()
                 with self._lock:
-                    self._idle += 1
+                    crew.idle += 1
         finally:
             with self._lock:
-                self._threads.discard(threading.current_thread())
+                crew.threads.discard(threading.current_thread())
 
     @property
     def threads(self) -> int:
-        """Worker threads alive now."""
-        return len(self._threads)
+        """Worker threads alive now in the current crew."""
+        return len(self._crew.threads)
 
     @property
     def idle(self) -> int:
         """Worker threads waiting for work now."""
-        return self._idle
+        return self._crew.idle
 
     async def aclose(self, timeout: float = 5.0) -> None:
-        """Let idle workers exit and wait up to ``timeout`` s for busy ones to finish."""
+        """Retire the workers: idle ones exit now, busy ones after their job.
+
+        Waits up to ``timeout`` s for them; a new crew starts on the next job.
+        """
         with self._lock:
-            threads = list(self._threads)
-            self._idle = 0
+            crew, self._crew = self._crew, _Crew()
+            threads = list(crew.threads)
         for _ in threads:
-            self._tasks.put(None)
+            crew.tasks.put(None)
         if threads:
             await anyio.to_thread.run_sync(_join_all, threads, timeout, abandon_on_cancel=True)
+
+
+def _start_afresh(reference: weakref.ref[ThreadExecutor]) -> None:
+    # A forked child has none of its parent's threads; start with an empty crew.
+    executor = reference()
+    if executor is not None:
+        executor._lock = threading.Lock()
+        executor._crew = _Crew()
 
 
 def _join_all(threads: list[threading.Thread], timeout: float) -> None:
