@@ -244,7 +244,7 @@ def streaming_wsgi_app(environ: dict[str, Any], start_response: Callable[..., An
         )
         size = int(query["size"])
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return _chunks(size)
+        return chunks_of(size)
     if path == "/upload":
         stream = environ["wsgi.input"]
         total = 0
@@ -268,8 +268,9 @@ def streaming_wsgi_app(environ: dict[str, Any], start_response: Callable[..., An
     return [b""]
 
 
-def _chunks(size: int) -> Iterator[bytes]:
-    block = b"x" * CHUNK
+def chunks_of(size: int, fill: bytes = b"x") -> Iterator[bytes]:
+    """``size`` bytes in CHUNK-sized blocks, generated, never held whole."""
+    block = fill * CHUNK
     full, rest = divmod(size, CHUNK)
     for _ in range(full):
         yield block

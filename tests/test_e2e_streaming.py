@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.servers import CHUNK, uvicorn_subprocess
+from tests.servers import CHUNK, chunks_of, uvicorn_subprocess
 
 MIB = 1024 * 1024
 TOTAL = 256 * MIB
@@ -60,15 +59,6 @@ class RssSampler:
         self.peak = max(self.peak, rss_bytes(self.pid))
 
 
-def upload_body(size: int) -> Iterator[bytes]:
-    block = b"u" * CHUNK
-    full, rest = divmod(size, CHUNK)
-    for _ in range(full):
-        yield block
-    if rest:
-        yield block[:rest]
-
-
 def download(client: httpx.Client, size: int) -> int:
     received = 0
     with client.stream("GET", "/download", params={"size": str(size)}) as response:
@@ -80,7 +70,7 @@ def download(client: httpx.Client, size: int) -> int:
 
 
 def upload(client: httpx.Client, size: int) -> int:
-    response = client.post("/upload", content=upload_body(size))
+    response = client.post("/upload", content=chunks_of(size))
     assert response.status_code == 200, response.text
     return int(response.text)
 
@@ -102,25 +92,15 @@ def _baseline(client: httpx.Client, pid: int) -> int:
     return rss_bytes(pid)
 
 
-def test_download_256_mib_with_bounded_memory(streaming_server: Any) -> None:
+@pytest.mark.parametrize("transfer", ["download", "upload"])
+def test_256_mib_with_bounded_memory(streaming_server: Any, transfer: str) -> None:
     running, process = streaming_server
+    move = download if transfer == "download" else upload
     with httpx.Client(base_url=running.url, timeout=30) as client:
         baseline = _baseline(client, process.pid)
         with RssSampler(process.pid) as sampler:
-            received = download(client, TOTAL)
-    assert received == TOTAL
+            moved = move(client, TOTAL)
+    assert moved == TOTAL
     assert sampler.samples > 5
     growth = sampler.peak - baseline
-    assert growth < GROWTH_LIMIT, f"server RSS grew by {growth / MIB:.1f} MiB during the download"
-
-
-def test_upload_256_mib_with_bounded_memory(streaming_server: Any) -> None:
-    running, process = streaming_server
-    with httpx.Client(base_url=running.url, timeout=30) as client:
-        baseline = _baseline(client, process.pid)
-        with RssSampler(process.pid) as sampler:
-            counted = upload(client, TOTAL)
-    assert counted == TOTAL
-    assert sampler.samples > 5
-    growth = sampler.peak - baseline
-    assert growth < GROWTH_LIMIT, f"server RSS grew by {growth / MIB:.1f} MiB during the upload"
+    assert growth < GROWTH_LIMIT, f"server RSS grew by {growth / MIB:.1f} MiB during the {transfer}"
