@@ -14,64 +14,77 @@ from typing import IO
 
 
 class InputStream:
-    """The request body as PEP 3333's ``wsgi.input``."""
+    """The request body as PEP 3333's ``wsgi.input``.
 
-    __slots__ = ("_buffer", "_eof", "_pull")
+    The piece last pulled is kept as it is, with an offset into it, so a read
+    that fits in it costs one copy (the slice the app gets).
+    """
+
+    __slots__ = ("_eof", "_offset", "_piece", "_pull")
 
     def __init__(self, pull: Callable[[], bytes]) -> None:
         self._pull = pull
-        self._buffer = bytearray()
+        self._piece = b""
+        self._offset = 0
         self._eof = False
 
-    def _fill(self) -> bool:
-        """Pull one more piece into the buffer; False at the end of the body."""
-        while not self._eof:
-            piece = self._pull()
-            if piece:
-                self._buffer += piece
-                return True
+    def _next_piece(self) -> bytes:
+        """The next piece of the body, or ``b""`` at its end."""
+        if self._eof:
+            return b""
+        piece = self._pull()
+        if not piece:
             self._eof = True
-        return False
+        return piece
 
-    def _take(self, size: int) -> bytes:
-        buffer = self._buffer
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data
+    def _rest(self) -> bytes:
+        """Take what is left of the current piece."""
+        rest = self._piece[self._offset :] if self._offset else self._piece
+        self._piece, self._offset = b"", 0
+        return rest
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
-            pieces = [bytes(self._buffer)]
-            self._buffer.clear()
-            while not self._eof:
-                piece = self._pull()
-                if piece:
-                    pieces.append(piece)
-                else:
-                    self._eof = True
-            return b"".join(pieces)
-        while len(self._buffer) < size and self._fill():
-            pass
-        return self._take(size)
+            parts = [self._rest()]
+            while piece := self._next_piece():
+                parts.append(piece)
+            return b"".join(parts)
+        piece, offset = self._piece, self._offset
+        if len(piece) - offset >= size:
+            self._offset = offset + size
+            return piece[offset : offset + size]
+        parts = [self._rest()]
+        needed = size - len(parts[0])
+        while needed > 0 and (piece := self._next_piece()):
+            if len(piece) > needed:
+                parts.append(piece[:needed])
+                self._piece, self._offset = piece, needed
+                break
+            parts.append(piece)
+            needed -= len(piece)
+        return b"".join(parts)
 
     def readline(self, size: int | None = -1) -> bytes:
-        limit = -1 if size is None else size
-        start = 0
+        limit = -1 if size is None or size < 0 else size
+        if limit == 0:
+            return b""
+        parts: list[bytes] = []
+        taken = 0
+        piece, offset = self._piece, self._offset
         while True:
-            newline = self._buffer.find(b"\n", start)
-            if newline >= 0:
-                end = newline + 1
-                break
-            if 0 <= limit <= len(self._buffer):
-                end = len(self._buffer)
-                break
-            start = len(self._buffer)
-            if not self._fill():
-                end = len(self._buffer)
-                break
-        if 0 <= limit < end:
-            end = limit
-        return self._take(end)
+            end = len(piece) if limit < 0 else min(len(piece), offset + limit - taken)
+            newline = piece.find(b"\n", offset, end)
+            if newline >= 0 or end < len(piece):
+                stop = newline + 1 if newline >= 0 else end
+                parts.append(piece[offset:stop])
+                self._piece, self._offset = piece, stop
+                return b"".join(parts)
+            parts.append(piece[offset:] if offset else piece)
+            taken += len(piece) - offset
+            piece, offset = self._next_piece(), 0
+            if not piece:
+                self._piece, self._offset = b"", 0
+                return b"".join(parts)
 
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         lines: list[bytes] = []
@@ -95,8 +108,8 @@ class InputStream:
         return line
 
     def close(self) -> None:
-        """Drop what is buffered; the rest of the body is left unread."""
-        self._buffer.clear()
+        """Drop what is held; the rest of the body is left unread."""
+        self._piece, self._offset = b"", 0
 
 
 class FileWrapper:
