@@ -80,7 +80,10 @@ class ThreadJob(Job[T]):
                 room.acquire()
         if wake:
             assert self._waker is not None
-            self._waker.wake()
+            try:
+                self._waker.wake()
+            except RuntimeError:  # the loop closed under an abandoned job: nobody to wake
+                pass
         return room
 
     def put(self, item: object) -> None:
@@ -137,6 +140,8 @@ class ThreadJob(Job[T]):
                 try:
                     await waker.wait()
                 except BaseException:
+                    with self._lock:
+                        self._waiting = False
                     self.interrupt(WorkAbandoned("the async caller was cancelled"))
                     raise
             while items:
