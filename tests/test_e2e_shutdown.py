@@ -70,16 +70,18 @@ def test_an_endless_stream_stops_within_the_graceful_timeout(executor: str) -> N
         finally:
             closed.set()
 
-    with uvicorn_server(
-        bridge.to_asgi(endless, executor=executor), timeout_graceful_shutdown=1
-    ) as running:
-        with socket.create_connection((HOST, running.port), timeout=5) as sock:
-            sock.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-            stopped_at = time.monotonic()
-            running.stop()
-            assert running.thread is not None
-            running.thread.join(8)
-            assert not running.thread.is_alive(), "uvicorn did not exit"
-            assert time.monotonic() - stopped_at < 6
+    with (
+        uvicorn_server(
+            bridge.to_asgi(endless, executor=executor), timeout_graceful_shutdown=1
+        ) as running,
+        socket.create_connection((HOST, running.port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        stopped_at = time.monotonic()
+        running.stop()
+        assert running.thread is not None
+        running.thread.join(8)
+        assert not running.thread.is_alive(), "uvicorn did not exit"
+        assert time.monotonic() - stopped_at < 6
     assert closed.wait(5), "the endless response's close() was never called"

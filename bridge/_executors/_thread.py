@@ -9,6 +9,7 @@ fills it (a slow client) waits for room.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -80,10 +81,9 @@ class ThreadJob(Job[T]):
                 room.acquire()
         if wake:
             assert self._waker is not None
-            try:
+            # A loop that closed under an abandoned job has nobody left to wake.
+            with contextlib.suppress(RuntimeError):
                 self._waker.wake()
-            except RuntimeError:  # the loop closed under an abandoned job: nobody to wake
-                pass
         return room
 
     def put(self, item: object) -> None:
