@@ -756,3 +756,26 @@ async def test_a_pool_closed_while_busy_serves_later_requests() -> None:
     for _ in range(3):
         exchange = await FakeServer(to_asgi(hello, executor=pool)).request(make_scope(), timeout=5)
         assert exchange.body == b"Hello"
+
+
+async def test_a_stuck_stream_does_not_hold_up_other_requests(executor: str) -> None:
+    never = anyio.Event()
+
+    async def stuck_client(message: Any, exchange: Any) -> None:
+        if len(exchange.messages) > 2:
+            await never.wait()
+
+    def streaming(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield from endless()
+
+    pool = ThreadExecutor(max_workers=2) if executor == "thread" else executor
+    stuck = to_asgi(streaming, executor=pool)
+    plain = to_asgi(hello, executor=pool)
+    async with anyio.create_task_group() as group:
+        group.start_soon(FakeServer(stuck, on_send=stuck_client).request, make_scope("/stuck"))
+        await anyio.sleep(0.05)
+        with anyio.fail_after(2):
+            exchange = await FakeServer(plain).request(make_scope("/ok"))
+        group.cancel_scope.cancel()
+    assert exchange.body == b"Hello"
