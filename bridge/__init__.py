@@ -6,7 +6,7 @@ Layout (each layer imports only from those above it in this list):
 * ``_core``: the sans-IO translation core (environ, status, headers, response rules).
 * ``_streams``: ``wsgi.input`` over ``receive()``, file wrapper, error stream.
 * ``_executors``: where sync code runs (threads, greenlets) and how it reaches the loop.
-* ``_to_asgi``: the adapter, one request's life from scope to last message.
+* ``_exchange``, ``_to_asgi``: the adapter: one request's life, and the app object around it.
 * ``_await``: ``await_`` for user code.
 """
 

@@ -1,42 +1,22 @@
 """``to_asgi``: a WSGI app served by an ASGI server.
 
-One request's life: the core builds the environ; an executor runs the app,
-its iteration and ``close()`` in one worker; every ASGI message the core
-emits reaches ``send()`` through the job's bounded channel. The request body
-moves only when the app reads it. Once the response streams, a watcher
-listens on ``receive()`` for the client leaving, so an endless response
-stops at its next chunk and its worker is free again.
+``WsgiToAsgi`` is the long-lived part: options, the environ builder, the
+executor, lifespan. Each HTTP request gets a fresh ``Exchange``
+(``_exchange.py``) that owns that request's state.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import traceback
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from contextvars import copy_context
-from typing import Any
-
-import anyio
 
 from ._core.environ import EnvironBuilder
-from ._core.response import ResponseState, plain_response
-from ._errors import (
-    BadRequest,
-    BridgeError,
-    ClientDisconnected,
-    ConfigurationError,
-    RequestBodyTooLarge,
-    UnsupportedScope,
-)
-from ._executors import Executor, Job, WorkAbandoned, resolve_executor
-from ._streams import ErrorStream, FileWrapper, InputStream
-from ._types import ErrorsStream, Message, OptExcInfo, Receive, Scope, Send, WSGIApp
+from ._errors import ConfigurationError, UnsupportedScope
+from ._exchange import Exchange
+from ._executors import Executor, resolve_executor
+from ._streams import ErrorStream, FileWrapper
+from ._types import ErrorsStream, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
-
-_CLIENT_GONE = (ClientDisconnected, WorkAbandoned)
 
 
 class WsgiToAsgi:
@@ -67,7 +47,7 @@ class WsgiToAsgi:
         self.app = app
         self.executor, self._owns_executor = resolve_executor(executor)
         self.max_body_size = max_body_size
-        self._errors_to_stream = errors is not None
+        self.errors_given = errors is not None
         self.environ_builder = EnvironBuilder(
             errors=errors if errors is not None else ErrorStream(),
             multithread=self.executor.multithread,
@@ -78,7 +58,7 @@ class WsgiToAsgi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await _Exchange(self, scope, receive, send).run()
+            await Exchange(self, scope, receive, send).run()
         elif kind == "lifespan":
             await self._lifespan(receive, send)
         elif kind == "websocket":
@@ -101,294 +81,6 @@ class WsgiToAsgi:
 
     def __repr__(self) -> str:
         return f"to_asgi({self.app!r}, executor={self.executor.name!r})"
-
-
-class _Exchange:
-    """One HTTP request and its response, from the scope to the last message."""
-
-    __slots__ = (
-        "body_done",
-        "bridge",
-        "client_gone",
-        "declared_length",
-        "environ",
-        "inbox",
-        "inbox_changed",
-        "job",
-        "receive",
-        "received",
-        "response_complete",
-        "scope",
-        "send",
-        "too_large",
-        "watcher",
-    )
-
-    def __init__(self, bridge: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
-        self.bridge = bridge
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-        self.body_done = False
-        self.client_gone = False
-        self.too_large = False
-        self.response_complete = False
-        self.received = 0
-        self.declared_length: int | None = None
-        self.watcher: Any = None
-        self.inbox: deque[Message] = deque()
-        self.inbox_changed: anyio.Event | None = None
-
-    async def run(self) -> None:
-        bridge = self.bridge
-        try:
-            self.environ = environ = bridge.environ_builder.build(self.scope)
-        except BadRequest as error:
-            logger.info("refused a request with %d: %s", error.status_hint, error)
-            await self._answer(error.status_hint, f"Bad Request: {error}")
-            return
-        declared = environ.get("CONTENT_LENGTH")
-        if declared is not None and declared.isdigit():
-            self.declared_length = int(declared)
-            limit = bridge.max_body_size
-            if limit is not None and self.declared_length > limit:
-                await self._answer(413, f"Request body larger than {limit} bytes")
-                return
-        label = f"{self.scope['method']} {self.scope['path']!r}"
-        self.job = job = bridge.executor.job(self._respond, self._sink, copy_context(), label)
-        environ["wsgi.input"] = InputStream(self._pull)
-        try:
-            failure = await job.run()
-        finally:
-            if self.watcher is not None:
-                self.watcher.cancel()
-        if failure is not None:
-            raise failure
-        if not self.response_complete and not self.client_gone:
-            raise job.interrupted or BridgeError("the response ended before it was complete")
-
-    async def _answer(self, status: int, text: str) -> None:
-        for message in plain_response(status, text):
-            await self.send(message)
-        self.response_complete = True
-
-    # --- The loop side: the job's sink, the body, the disconnect watcher.
-
-    async def _sink(self, messages: list[Message]) -> None:
-        if self.too_large and messages[0]["type"] == "http.response.start":
-            await self._answer(413, f"Request body larger than {self.bridge.max_body_size} bytes")
-            raise RequestBodyTooLarge("the response was replaced by 413")
-        send = self.send
-        try:
-            for message in messages:
-                await send(message)
-        except Exception as error:
-            self.client_gone = True
-            raise ClientDisconnected(f"sending the response failed: {error!r}") from error
-        if not message["more_body"]:
-            self.response_complete = True
-        elif self.watcher is None:
-            self._start_watcher()
-
-    def _pull(self) -> bytes:
-        return self.job.await_(self._next_body())
-
-    async def _next_body(self) -> bytes:
-        while not self.body_done:
-            message = await self._receive_for_body()
-            if message["type"] == "http.request":
-                body: bytes = message.get("body", b"")
-                if not message.get("more_body", False):
-                    self.body_done = True
-                self.received += len(body)
-                limit = self.bridge.max_body_size
-                if limit is not None and self.received > limit:
-                    self.too_large = True
-                    raise RequestBodyTooLarge(f"the request body is larger than {limit} bytes")
-                if body:
-                    return body
-            elif message["type"] == "http.disconnect":
-                of = "" if self.declared_length is None else f" of {self.declared_length}"
-                error = ClientDisconnected(
-                    f"the client disconnected after sending {self.received}{of} bytes "
-                    "of the request body"
-                )
-                self._lose_client(error)
-                raise error
-        return b""
-
-    async def _receive_for_body(self) -> Message:
-        if self.watcher is None:
-            return await self.receive()
-        while not self.inbox:
-            self.inbox_changed = anyio.Event()
-            await self.inbox_changed.wait()
-        message = self.inbox.popleft()
-        self._signal_inbox()
-        return message
-
-    def _signal_inbox(self) -> None:
-        if self.inbox_changed is not None:
-            self.inbox_changed.set()
-
-    def _lose_client(self, error: ClientDisconnected) -> None:
-        self.client_gone = True
-        self.job.interrupt(error)
-
-    def _start_watcher(self) -> None:
-        loop = asyncio._get_running_loop()
-        if loop is not None:
-            self.watcher = loop.create_task(self._watch())
-        else:
-            self.watcher = _TrioWatcher(self._watch)
-
-    async def _watch(self) -> None:
-        """Listen for the client leaving while the response streams."""
-        try:
-            await self._watch_receive()
-        except Exception as error:
-            self._lose_client(ClientDisconnected(f"receive() failed: {error!r}"))
-
-    async def _watch_receive(self) -> None:
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                self._lose_client(ClientDisconnected("the client disconnected during the response"))
-                self.inbox.append(message)
-                self._signal_inbox()
-                return
-            if message["type"] == "http.request" and not self.body_done:
-                # The app may still read the body: hold one message for it, and
-                # receive more only once it took that one (after the last, none come).
-                self.inbox.append(message)
-                self._signal_inbox()
-                while self.inbox and message.get("more_body", False):
-                    self.inbox_changed = anyio.Event()
-                    await self.inbox_changed.wait()
-
-    # --- The sync side: runs in the worker, from the app call to close().
-
-    def _respond(self, job: Job[BaseException | None]) -> BaseException | None:
-        """Run the app; return an error that must abort the response, if any."""
-        state = ResponseState()
-        put = job.put
-
-        def write(data: bytes) -> None:
-            messages = state.body(data)
-            if messages:
-                put(messages)
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
-        ) -> Callable[[bytes], None]:
-            state.start_response(status, headers, exc_info)
-            return write
-
-        try:
-            iterable = self.bridge.app(self.environ, start_response)
-            _stream(iterable, state, put)
-            if state.remaining and self.environ["REQUEST_METHOD"] != "HEAD":
-                logger.warning(
-                    "the WSGI response to %s ended %d bytes short of its Content-Length; "
-                    "the server will close the connection",
-                    job.label,
-                    state.remaining,
-                )
-        except BaseException as error:
-            if error is job.interrupted or isinstance(error, _CLIENT_GONE):
-                logger.debug("stopped %s: %s", job.label, error)
-                return None
-            if not isinstance(error, Exception):
-                raise
-            return self._fail(job, state, error)
-        return None
-
-    def _fail(
-        self, job: Job[BaseException | None], state: ResponseState, error: Exception
-    ) -> BaseException | None:
-        if state.complete:
-            self._log_app_error(job.label, "after its response was complete", error)
-            return None
-        if state.started:
-            self._log_app_error(job.label, "after its response began; aborting it", error)
-            return error
-        if self.too_large:
-            logger.info("refused %s with 413: %s", job.label, error)
-        else:
-            self._log_app_error(job.label, "before its response began; answering 500", error)
-        try:
-            job.put(plain_response(500, "Internal Server Error"))
-        except BaseException as put_error:
-            if put_error is not job.interrupted:
-                raise
-        return None
-
-    def _log_app_error(self, label: str, when: str, error: BaseException) -> None:
-        logger.error("the WSGI app failed on %s %s", label, when, exc_info=error)
-        if self.bridge._errors_to_stream:
-            stream = self.environ["wsgi.errors"]
-            stream.write(f"bridge: the WSGI app failed on {label} {when}\n")
-            stream.write("".join(traceback.format_exception(error)))
-            stream.flush()
-
-
-def _stream(
-    iterable: Iterable[bytes], state: ResponseState, put: Callable[[list[Message]], None]
-) -> None:
-    """Send every chunk of ``iterable``, then close it, keeping the first error.
-
-    The messages of one chunk (the start message with the first) cross as one item.
-    """
-    error: BaseException | None = None
-    try:
-        if type(iterable) is list or type(iterable) is tuple:
-            last = len(iterable) - 1
-            for index, chunk in enumerate(iterable):
-                messages = state.body(chunk, index == last)
-                if messages:
-                    put(messages)
-                if state.complete:
-                    break
-        else:
-            for chunk in iterable:
-                messages = state.body(chunk)
-                if messages:
-                    put(messages)
-                if state.complete:
-                    break
-        if not state.complete:
-            put(state.finish())
-    except BaseException as raised:
-        error = raised
-    close = getattr(iterable, "close", None)
-    if close is not None:
-        try:
-            close()
-        except Exception as close_error:
-            if error is None:
-                error = close_error
-            else:
-                logger.error("close() of the WSGI response also failed", exc_info=close_error)
-    if error is not None:
-        raise error
-
-
-class _TrioWatcher:
-    """A watcher task for loops without asyncio's ``create_task`` (trio)."""
-
-    def __init__(self, watch: Callable[[], Awaitable[None]]) -> None:
-        import trio
-
-        self._scope = trio.CancelScope()
-
-        async def guarded() -> None:
-            with self._scope:
-                await watch()
-
-        trio.lowlevel.spawn_system_task(guarded)
-
-    def cancel(self) -> None:
-        self._scope.cancel()
 
 
 def to_asgi(
