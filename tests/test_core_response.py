@@ -197,3 +197,12 @@ def test_no_body_statuses_drop_the_body(status: str) -> None:
     assert end == {"type": "http.response.body", "body": b"", "more_body": False}
     has_length = any(name == b"content-length" for name, _ in start["headers"])
     assert has_length is status.startswith("304")
+
+
+def test_unhashable_and_repeated_headers_are_checked_every_time() -> None:
+    with pytest.raises(InvalidHeader, match="values must be str"):
+        encode_headers([("X-List", ["a"])])
+    for _ in range(2):  # the second round is served from the cache, with the same result
+        assert encode_headers([("X-Same", "1")]) == [(b"x-same", b"1")]
+        with pytest.raises(InvalidHeader):
+            encode_headers([("X-Same", "1\r\n")])

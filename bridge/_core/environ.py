@@ -23,6 +23,7 @@ _DROP = ""
 _SINGLE = frozenset({"CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_HOST"})
 _KEY_CACHE_LIMIT = 512
 _DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0", "2": "HTTP/2", "3": "HTTP/3"}
 
 
 def native(text: str) -> str:
@@ -72,6 +73,8 @@ class EnvironBuilder:
             base["wsgi.file_wrapper"] = file_wrapper
         self._base = base
         self._keys: dict[bytes, str] = {}
+        self._server: object = None
+        self._server_strings = ("", "")
 
     def _key(self, raw_name: bytes) -> str:
         key = self._keys.get(raw_name)
@@ -99,7 +102,8 @@ class EnvironBuilder:
         environ["SCRIPT_NAME"] = native(script_name)
         environ["PATH_INFO"] = native(path_info)
         environ["QUERY_STRING"] = scope.get("query_string", b"").decode("latin-1")
-        environ["SERVER_PROTOCOL"] = "HTTP/" + scope.get("http_version", "1.1")
+        version = scope.get("http_version", "1.1")
+        environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(version) or "HTTP/" + version
         scheme = scope.get("scheme", "http")
         environ["wsgi.url_scheme"] = scheme
         environ[ASGI_SCOPE_KEY] = scope
@@ -124,8 +128,11 @@ class EnvironBuilder:
 
         server = scope.get("server")
         if server is not None and server[1] is not None:
-            environ["SERVER_NAME"] = str(server[0])
-            environ["SERVER_PORT"] = str(server[1])
+            # The same listener serves every request: convert its address once.
+            if server != self._server:
+                self._server = server
+                self._server_strings = (str(server[0]), str(server[1]))
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = self._server_strings
         else:
             self._server_from_host(environ, scheme)
         client = scope.get("client")

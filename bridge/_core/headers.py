@@ -36,9 +36,11 @@ HOP_BY_HOP = frozenset(
 _logger = logging.getLogger("bridge")
 _warned_hop_by_hop: set[bytes] = set()
 
-# Validated names are few and repeat on every response: remember their encoding.
+# Validated names, and most whole headers, repeat on every response: remember them.
 _name_cache: dict[str, bytes] = {}
 _NAME_CACHE_LIMIT = 1024
+_pair_cache: dict[tuple[object, object], tuple[bytes, bytes]] = {}
+_PAIR_CACHE_LIMIT = 4096
 
 
 def parse_status(status: object) -> int:
@@ -102,14 +104,30 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise InvalidHeader(f"each header must be a (name, value) tuple, got {item!r}")
-        name, value = item
-        raw_name = encode_name(name)
-        raw_value = encode_value(name, value)
-        if raw_name in HOP_BY_HOP:
-            _warn_hop_by_hop(raw_name)
-            continue
-        encoded.append((raw_name, raw_value))
+        try:
+            pair = _pair_cache.get(item)
+        except TypeError:  # an unhashable value: _encode_pair says what is wrong
+            pair = None
+        if pair is None:
+            pair = _encode_pair(item)
+            if pair is None:
+                continue
+        encoded.append(pair)
     return encoded
+
+
+def _encode_pair(item: tuple[object, object]) -> tuple[bytes, bytes] | None:
+    """One header checked and encoded; ``None`` for a hop-by-hop header, which is dropped."""
+    name, value = item
+    raw_name = encode_name(name)
+    pair = (raw_name, encode_value(str(name), value))  # name is a str: encode_name checked
+    if raw_name in HOP_BY_HOP:
+        _warn_hop_by_hop(raw_name)
+        return None
+    if len(_pair_cache) >= _PAIR_CACHE_LIMIT:
+        _pair_cache.clear()
+    _pair_cache[item] = pair
+    return pair
 
 
 def _warn_hop_by_hop(name: bytes) -> None:
