@@ -294,7 +294,19 @@ def django_stream(request: HttpRequest) -> StreamingHttpResponse:
     )
 
 
+async def _django_async_value(path: str) -> str:
+    await asyncio.sleep(0.01)
+    return f"async value for {path}"
+
+
+def django_await(request: HttpRequest) -> HttpResponse:
+    # A plain sync Django view calling async code, under either executor.
+    value = bridge.await_(_django_async_value(request.path))
+    return HttpResponse(value, content_type="text/plain")
+
+
 urlpatterns = [
+    django_path("await/", django_await),
     django_path("hello/", django_hello),
     django_path("echo/", django_echo),
     django_path("stream/", django_stream),
@@ -347,6 +359,12 @@ def test_django_view_post_and_404(django_served: Any) -> None:
         assert posted.status_code == 200
         assert posted.json() == {"method": "POST", "post": {"a": "1", "b": "two"}, "length": 9}
         assert client.get("/missing/").status_code == 404
+
+
+def test_django_view_awaits_async_code(django_served: Any) -> None:
+    with httpx.Client(base_url=django_served.url, timeout=10) as client:
+        answer = client.get("/await/")
+    assert (answer.status_code, answer.text) == (200, "async value for /await/")
 
 
 def test_django_streaming_response(django_served: Any) -> None:
