@@ -779,3 +779,20 @@ async def test_a_stuck_stream_does_not_hold_up_other_requests(executor: str) -> 
             exchange = await FakeServer(plain).request(make_scope("/ok"))
         group.cancel_scope.cancel()
     assert exchange.body == b"Hello"
+
+
+async def test_an_app_reading_its_body_while_streaming_gets_all_of_it(executor: str) -> None:
+    def echo_while_streaming(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"["
+        while piece := environ["wsgi.input"].read(3):
+            yield piece
+        yield b"]"
+
+    scope = make_scope(method="POST", headers=[(b"transfer-encoding", b"chunked")])
+    pieces = [b"ab", b"cdefg", b"", b"hij"]
+    wrapped = to_asgi(echo_while_streaming, executor=executor)
+    exchange = await FakeServer(wrapped, pieces).request(scope)
+    assert exchange.error is None
+    assert exchange.body == b"[abcdefghij]"
+    assert exchange.complete
