@@ -7,7 +7,7 @@ Layout (each layer imports only from those above it in this list):
 * ``_streams``: ``wsgi.input`` over ``receive()``, file wrapper, error stream.
 * ``_executors``: where sync code runs (threads, greenlets) and how it reaches the loop.
 * ``_exchange``, ``_to_asgi``: the adapter: one request's life, and the app object around it.
-* ``_await``: ``await_`` for user code.
+* ``_await``, ``_helpers``: ``await_``, ``sync_to_async``, ``async_to_sync`` for user code.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from ._errors import UnsupportedScope as UnsupportedScope
 from ._executors import Executor as Executor
 from ._executors import GreenletExecutor as GreenletExecutor
 from ._executors import ThreadExecutor as ThreadExecutor
+from ._helpers import async_to_sync as async_to_sync
+from ._helpers import sync_to_async as sync_to_async
 from ._to_asgi import WsgiToAsgi as WsgiToAsgi
 from ._to_asgi import to_asgi as to_asgi
 
@@ -52,7 +54,9 @@ __all__ = (
     "ThreadExecutor",
     "UnsupportedScope",
     "WsgiToAsgi",
+    "async_to_sync",
     "await_",
+    "sync_to_async",
     "to_asgi",
 )
 

@@ -2,8 +2,11 @@
 
 * In a bridge worker (a greenlet or a worker thread), the job's driver task
   awaits it on the server's own loop.
+* In one of asgiref's ``sync_to_async`` threads (Django's sync views under
+  its ASGI handler), the loop that called into that thread runs it.
 * In plain sync code with no loop running, a long-lived loop in a daemon
-  thread runs it: one loop for the process, never a new loop per call.
+  thread runs it: one loop shared by the whole process, never a new loop per
+  call, so clients and pools made on it can be reused by later calls.
 * On a thread whose loop is running, outside a bridge worker, waiting would
   block that loop for good: it raises ``AwaitError`` at once.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Awaitable
 from contextvars import copy_context
@@ -46,10 +50,26 @@ def await_(awaitable: Awaitable[T]) -> T:
             "to run sync code that calls await_(), go through bridge.to_asgi() or run it in "
             "a worker thread"
         )
-    future = asyncio.run_coroutine_threadsafe(
-        _drive(InContext(copy_context(), awaitable)), _background_loop()
-    )
+    loop = _asgiref_loop() or _background_loop()
+    future = asyncio.run_coroutine_threadsafe(_drive(InContext(copy_context(), awaitable)), loop)
     return future.result()
+
+
+def _asgiref_loop() -> asyncio.AbstractEventLoop | None:
+    """The server's loop, when this thread is one of asgiref's ``sync_to_async`` workers.
+
+    Django runs sync views and middleware there; asgiref records the loop that
+    called in, and async code belongs on that loop (as asgiref's own
+    ``async_to_sync`` does), not on ours.
+    """
+    sync = sys.modules.get("asgiref.sync")
+    if sync is None:
+        return None
+    local = sync.SyncToAsync.threadlocal
+    loop: asyncio.AbstractEventLoop | None = getattr(local, "main_event_loop", None)
+    if loop is None or getattr(local, "main_event_loop_pid", None) != os.getpid():
+        return None
+    return loop if loop.is_running() else None
 
 
 async def _drive(awaitable: Awaitable[T]) -> T:

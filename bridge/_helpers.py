@@ -1,0 +1,111 @@
+"""``sync_to_async`` and ``async_to_sync``: the executors, offered to user code.
+
+Context rule, the same at every entry point: the other side runs in a copy of
+the caller's context. It sees every contextvar the caller set; what it sets
+stays on its side.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from contextvars import copy_context
+from typing import Any, ParamSpec, TypeVar, overload
+
+from ._await import await_
+from ._errors import ConfigurationError
+from ._executors import Executor, GreenletExecutor, Job, ThreadExecutor
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_shared: dict[str, Executor] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_executor(executor: str | Executor) -> Executor:
+    """The process-wide executor for a name, made on first use; an instance as it is."""
+    if isinstance(executor, Executor):
+        return executor
+    with _shared_lock:
+        found = _shared.get(executor)
+        if found is None:
+            if executor == "thread":
+                found = ThreadExecutor()
+            elif executor == "greenlet":
+                found = GreenletExecutor()
+            else:
+                raise ConfigurationError(
+                    f"unknown executor {executor!r}: pass 'thread', 'greenlet', "
+                    "or a ThreadExecutor / GreenletExecutor instance"
+                )
+            _shared[executor] = found
+        return found
+
+
+async def _no_items(item: object) -> None:
+    raise AssertionError(f"sync_to_async jobs put no items, got {item!r}")
+
+
+@overload
+def sync_to_async(
+    function: Callable[P, R], *, executor: str | Executor = ...
+) -> Callable[P, Coroutine[Any, Any, R]]: ...
+
+
+@overload
+def sync_to_async(
+    function: None = None, *, executor: str | Executor = ...
+) -> Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]: ...
+
+
+def sync_to_async(
+    function: Callable[P, R] | None = None, *, executor: str | Executor = "thread"
+) -> Any:
+    """Make a blocking function awaitable; works as ``@sync_to_async`` or ``@sync_to_async(...)``.
+
+    ``executor="thread"`` runs each call in the shared thread pool; ``"greenlet"``
+    runs it in a greenlet on the caller's loop (for code whose I/O goes through
+    ``await_``). Inside the function, ``await_`` runs on the caller's loop.
+
+    Cancelling the awaiting task: a greenlet gets the cancellation at once, at
+    its current ``await_``; a thread cannot be interrupted and finishes its
+    call, but its next ``await_`` raises. Either way the caller is released.
+    """
+    if inspect.iscoroutinefunction(function):
+        raise ConfigurationError(
+            f"sync_to_async() was given the coroutine function {function!r}; await it directly"
+        )
+
+    def decorate(target: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+        runner = shared_executor(executor)
+        label = getattr(target, "__qualname__", repr(target))
+
+        @functools.wraps(target)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            def run(job: Job[R]) -> R:
+                return target(*args, **kwargs)
+
+            return await runner.job(run, _no_items, copy_context(), label).run()
+
+        return call
+
+    return decorate if function is None else decorate(function)
+
+
+def async_to_sync(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    """Make an async function callable from sync code; works as ``@async_to_sync``.
+
+    Each call goes through ``await_``: on the server's loop in a bridge worker,
+    on the long-lived background loop in plain sync code.
+    """
+    if not callable(function):
+        raise ConfigurationError(f"async_to_sync() needs an async function, got {function!r}")
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await_(function(*args, **kwargs))
+
+    return call

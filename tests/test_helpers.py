@@ -1,0 +1,178 @@
+"""sync_to_async and async_to_sync: both executors, both backends, nesting, errors."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import traceback
+
+import anyio
+import greenlet
+import pytest
+
+import bridge
+from bridge import AwaitError, ConfigurationError, async_to_sync, sync_to_async
+
+pytestmark = pytest.mark.anyio
+
+caller_value: contextvars.ContextVar[str] = contextvars.ContextVar("caller_value", default="unset")
+
+
+def where() -> tuple[int, bool]:
+    return threading.get_ident(), greenlet.getcurrent().parent is not None
+
+
+async def test_sync_to_async_runs_where_the_executor_says(executor: str) -> None:
+    thread, in_greenlet = await sync_to_async(where, executor=executor)()
+    assert (thread == threading.get_ident()) is (executor == "greenlet")
+    assert in_greenlet is (executor == "greenlet")
+
+
+async def test_both_decorator_forms_keep_the_name_and_arguments(executor: str) -> None:
+    @sync_to_async
+    def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    @sync_to_async(executor=executor)
+    def join(*parts: str, sep: str = "-") -> str:
+        return sep.join(parts)
+
+    assert await add(1, b=2) == 3
+    assert await join("a", "b", sep="+") == "a+b"
+    assert add.__name__ == "add"
+
+
+async def test_coroutine_functions_are_refused() -> None:
+    async def already_async() -> None: ...
+
+    with pytest.raises(ConfigurationError, match="await it directly"):
+        sync_to_async(already_async)
+
+
+async def test_errors_cross_with_type_and_traceback(executor: str) -> None:
+    def fails() -> None:
+        raise LookupError("from the sync side")
+
+    with pytest.raises(LookupError, match="from the sync side") as caught:
+        await sync_to_async(fails, executor=executor)()
+    assert "fails" in "".join(traceback.format_tb(caught.value.__traceback__))
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
+async def test_keyboard_interrupt_and_system_exit_are_not_swallowed(
+    executor: str, error: type[BaseException]
+) -> None:
+    def stop() -> None:
+        raise error
+
+    with pytest.raises(error):
+        await sync_to_async(stop, executor=executor)()
+
+
+async def test_the_context_rule_sees_the_caller_and_gives_nothing_back(executor: str) -> None:
+    def read_and_change() -> str:
+        seen = caller_value.get()
+        caller_value.set("changed on the sync side")
+        return seen
+
+    caller_value.set("from the caller")
+    assert await sync_to_async(read_and_change, executor=executor)() == "from the caller"
+    assert caller_value.get() == "from the caller"
+
+
+async def test_nesting_to_any_depth(executor: str) -> None:
+    other = "thread" if executor == "greenlet" else "greenlet"
+    trail: list[str] = []
+
+    async def innermost() -> str:
+        await anyio.sleep(0)
+        trail.append("async 3")
+        return "bottom"
+
+    def sync_two() -> str:
+        trail.append("sync 2")
+        return bridge.await_(innermost())
+
+    async def async_two() -> str:
+        trail.append("async 2")
+        return await sync_to_async(sync_two, executor=other)()
+
+    def sync_one() -> str:
+        trail.append("sync 1")
+        return bridge.await_(async_two())
+
+    assert await sync_to_async(sync_one, executor=executor)() == "bottom"
+    assert trail == ["sync 1", "async 2", "sync 2", "async 3"]
+
+
+async def test_greenlet_calls_wait_together_without_threads() -> None:
+    @sync_to_async(executor="greenlet")
+    def view() -> int:
+        bridge.await_(anyio.sleep(0.2))
+        return threading.get_ident()
+
+    results: list[int] = []
+
+    async def one() -> None:
+        results.append(await view())
+
+    started = anyio.current_time()
+    async with anyio.create_task_group() as group:
+        for _ in range(100):
+            group.start_soon(one)
+    assert anyio.current_time() - started < 1.5
+    assert set(results) == {threading.get_ident()}
+
+
+async def test_cancelling_the_caller_releases_it_and_frees_the_worker(executor: str) -> None:
+    """The caller is released at once; the sync side unwinds at its next crossing."""
+    finished = threading.Event()
+
+    def slow() -> None:
+        try:
+            bridge.await_(anyio.sleep(30))
+        finally:
+            finished.set()
+
+    started = anyio.current_time()
+    with anyio.move_on_after(0.1):
+        await sync_to_async(slow, executor=executor)()
+    assert anyio.current_time() - started < 0.5
+    assert await anyio.to_thread.run_sync(finished.wait, 5)
+
+
+async def test_async_to_sync_on_the_loop_thread_refuses_at_once() -> None:
+    async def value() -> int:
+        return 1
+
+    with pytest.raises(AwaitError):
+        async_to_sync(value)()
+
+
+async def test_async_to_sync_inside_sync_to_async_runs_on_the_callers_loop(executor: str) -> None:
+    loop_thread = threading.get_ident()
+
+    @async_to_sync
+    async def where_async(tag: str) -> tuple[str, int]:
+        await anyio.sleep(0)
+        return tag, threading.get_ident()
+
+    assert await sync_to_async(where_async, executor=executor)("x") == ("x", loop_thread)
+
+
+def test_async_to_sync_from_a_plain_thread_reuses_one_loop() -> None:
+    import asyncio
+
+    @async_to_sync
+    async def loop_id() -> int:
+        return id(asyncio.get_running_loop())
+
+    seen: list[int] = []
+    workers = [threading.Thread(target=lambda: seen.append(loop_id())) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(5)
+    assert len(seen) == 4
+    assert len(set(seen)) == 1
+    assert loop_id() == seen[0]
