@@ -7,6 +7,7 @@ import threading
 import traceback
 
 import anyio
+import anyio.lowlevel
 import greenlet
 import pytest
 
@@ -85,7 +86,7 @@ async def test_nesting_to_any_depth(executor: str) -> None:
     trail: list[str] = []
 
     async def innermost() -> str:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         trail.append("async 3")
         return "bottom"
 
@@ -154,7 +155,7 @@ async def test_async_to_sync_inside_sync_to_async_runs_on_the_callers_loop(execu
 
     @async_to_sync
     async def where_async(tag: str) -> tuple[str, int]:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return tag, threading.get_ident()
 
     assert await sync_to_async(where_async, executor=executor)("x") == ("x", loop_thread)
