@@ -30,6 +30,7 @@ from ._executors import Executor as Executor
 from ._executors import GreenletExecutor as GreenletExecutor
 from ._executors import ThreadExecutor as ThreadExecutor
 from ._helpers import async_to_sync as async_to_sync
+from ._helpers import flask_async_views as flask_async_views
 from ._helpers import sync_to_async as sync_to_async
 from ._to_asgi import WsgiToAsgi as WsgiToAsgi
 from ._to_asgi import to_asgi as to_asgi
@@ -56,6 +57,7 @@ __all__ = (
     "WsgiToAsgi",
     "async_to_sync",
     "await_",
+    "flask_async_views",
     "sync_to_async",
     "to_asgi",
 )

@@ -109,3 +109,18 @@ def async_to_sync(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:
         return await_(function(*args, **kwargs))
 
     return call
+
+
+def flask_async_views(app: R) -> R:
+    """Run a Flask app's ``async def`` views through bridge; returns the app.
+
+    Flask runs each async view through asgiref, which starts a new thread and
+    a new event loop per request. After this call it uses ``async_to_sync``
+    above: under ``to_asgi`` the view runs on the server's own loop (natively,
+    with the greenlet executor); under a WSGI server, on the one long-lived
+    background loop.
+    """
+    if not hasattr(app, "ensure_sync"):
+        raise ConfigurationError(f"flask_async_views() needs a Flask app, got {app!r}")
+    app.async_to_sync = async_to_sync  # type: ignore[attr-defined]
+    return app

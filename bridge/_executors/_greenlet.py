@@ -28,6 +28,7 @@ import anyio.lowlevel
 import greenlet
 
 from .._errors import ConfigurationError
+from . import _asgiref
 from ._base import Executor
 from ._job import Job, JobGreenlet, Sink
 from ._loop import InContext
@@ -42,7 +43,7 @@ _PUTS_PER_CHECKPOINT = 16
 
 
 class GreenletJob(Job[T]):
-    __slots__ = ("_driver", "_executor")
+    __slots__ = ("_driver", "_executor", "allows_asgiref")
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class GreenletJob(Job[T]):
         super().__init__(function, sink, context, label)
         self._executor = executor
         self._driver: greenlet.greenlet | None = None
+        self.allows_asgiref = executor.asgiref
 
     # The worker side: runs in the worker greenlet.
     def put(self, item: object) -> None:
@@ -161,19 +163,26 @@ class GreenletExecutor(Executor):
     :param block_warning: seconds a greenlet may hold the loop in one stretch
         before a warning names its job.
     :param idle_workers: finished worker greenlets kept for reuse, per thread.
+    :param asgiref: let asgiref's ``async_to_sync`` (Flask's stock async views,
+        Django's async middleware) run on the loop from these greenlets, as
+        ``await_`` does; when false it raises ``AwaitError`` naming this switch.
     """
 
     name = "greenlet"
     multithread = False
 
-    def __init__(self, *, block_warning: float = 0.1, idle_workers: int = 128) -> None:
+    def __init__(
+        self, *, block_warning: float = 0.1, idle_workers: int = 128, asgiref: bool = False
+    ) -> None:
         if block_warning <= 0:
             raise ConfigurationError(f"block_warning must be positive, got {block_warning}")
         if idle_workers < 0:
             raise ConfigurationError(f"idle_workers must be >= 0, got {idle_workers}")
         self.block_warning = block_warning
         self.idle_workers = idle_workers
+        self.asgiref = asgiref
         self._idle = _IdleWorkers()
+        _asgiref.install()
 
     def _workers(self) -> list[JobGreenlet]:
         return self._idle.workers

@@ -1,0 +1,84 @@
+"""Flask's async views through bridge, and asgiref's async_to_sync under greenlets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any
+
+import pytest
+from flask import Flask
+
+import bridge
+from bridge import AwaitError, GreenletExecutor, to_asgi
+from tests.harness import FakeServer, make_scope
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # Flask's stock path (asgiref) is asyncio-only
+
+
+def make_app(*, through_bridge: bool) -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/async")
+    async def async_view() -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        return {"thread": threading.get_ident(), "loop": id(asyncio.get_running_loop())}
+
+    return bridge.flask_async_views(app) if through_bridge else app
+
+
+async def test_async_views_run_on_the_servers_own_loop(executor: str) -> None:
+    app = to_asgi(make_app(through_bridge=True), executor=executor)
+    exchange = await FakeServer(app).request(make_scope("/async"))
+    assert exchange.status == 200
+    answer = json.loads(exchange.body)
+    assert answer["loop"] == id(asyncio.get_running_loop())
+    assert answer["thread"] == threading.get_ident()
+
+
+async def test_stock_async_views_work_under_the_thread_executor() -> None:
+    exchange = await FakeServer(to_asgi(make_app(through_bridge=False))).request(
+        make_scope("/async")
+    )
+    assert exchange.status == 200
+    answer = json.loads(exchange.body)
+    assert answer["loop"] != id(asyncio.get_running_loop())  # asgiref's own new loop
+
+
+async def test_stock_async_views_under_greenlets_fail_naming_the_fix(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app(through_bridge=False)
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with caplog.at_level(logging.ERROR, logger="bridge"):
+        exchange = await FakeServer(to_asgi(app, executor="greenlet")).request(make_scope("/async"))
+    assert exchange.status == 500
+    errors = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert any(isinstance(e, AwaitError) and "asgiref=True" in str(e) for e in errors)
+
+
+async def test_stock_async_views_under_greenlets_work_when_opted_in() -> None:
+    executor = GreenletExecutor(asgiref=True)
+    app = to_asgi(make_app(through_bridge=False), executor=executor)
+    exchange = await FakeServer(app).request(make_scope("/async"))
+    assert exchange.status == 200
+    answer = json.loads(exchange.body)
+    assert answer["loop"] == id(asyncio.get_running_loop())
+
+
+def test_flask_async_views_under_a_wsgi_server_use_one_long_lived_loop() -> None:
+    client = make_app(through_bridge=True).test_client()
+    loops = {client.get("/async").get_json()["loop"] for _ in range(3)}
+    assert len(loops) == 1
+
+
+def test_flask_async_views_needs_a_flask_app() -> None:
+    with pytest.raises(bridge.ConfigurationError):
+        bridge.flask_async_views(object())
