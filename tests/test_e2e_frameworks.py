@@ -11,10 +11,8 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-import django
 import httpx
 import pytest
-from django.conf import settings
 from django.core.signals import request_finished
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.test.utils import override_settings
@@ -24,6 +22,7 @@ from fastapi import FastAPI
 from flask import Flask, jsonify, make_response, redirect, request, url_for
 
 import bridge
+from tests.django_setup import configure_django
 from tests.servers import uvicorn_server
 
 EXECUTORS = ["thread", "greenlet"]
@@ -320,22 +319,12 @@ def _on_request_finished(sender: Any, **kwargs: Any) -> None:
 
 
 def _django_settings() -> dict[str, Any]:
-    return {
-        "DEBUG": False,
-        "ROOT_URLCONF": __name__,
-        "ALLOWED_HOSTS": ["*"],
-        "MIDDLEWARE": [],
-        "SECRET_KEY": "e2e-not-secret",
-        "USE_TZ": True,
-    }
+    return {"ROOT_URLCONF": __name__, "ALLOWED_HOSTS": ["*"], "MIDDLEWARE": []}
 
 
 @pytest.fixture(scope="module", params=EXECUTORS)
 def django_served(request: pytest.FixtureRequest) -> Any:
-    if not settings.configured:
-        settings.configure(INSTALLED_APPS=[], DATABASES={}, **_django_settings())
-        django.setup()
-    # If Django was configured elsewhere in this process, still route to this module.
+    configure_django()
     with override_settings(**_django_settings()):
         from django.core.wsgi import get_wsgi_application
 
@@ -380,9 +369,7 @@ def test_django_streaming_response(django_served: Any) -> None:
 
 def test_django_request_finished_runs_in_the_view_thread() -> None:
     # Its own server: the thread executor is the one that puts views on other threads.
-    if not settings.configured:
-        settings.configure(INSTALLED_APPS=[], DATABASES={}, **_django_settings())
-        django.setup()
+    configure_django()
     with override_settings(**_django_settings()):
         from django.core.wsgi import get_wsgi_application
 
