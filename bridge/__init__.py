@@ -26,6 +26,7 @@ from ._errors import InvalidStatus as InvalidStatus
 from ._errors import RequestBodyTooLarge as RequestBodyTooLarge
 from ._errors import StartResponseError as StartResponseError
 from ._errors import UnsupportedScope as UnsupportedScope
+from ._errors import WorkAbandoned as WorkAbandoned
 from ._executors import Executor as Executor
 from ._executors import GreenletExecutor as GreenletExecutor
 from ._executors import ThreadExecutor as ThreadExecutor
@@ -54,6 +55,7 @@ __all__ = (
     "StartResponseError",
     "ThreadExecutor",
     "UnsupportedScope",
+    "WorkAbandoned",
     "WsgiToAsgi",
     "async_to_sync",
     "await_",

@@ -13,6 +13,7 @@ The tree::
     ├── BadRequest                the client's request cannot be translated (answered with 400)
     ├── RequestBodyTooLarge       the body passed the configured limit (answered with 413)
     ├── ClientDisconnected        the client went away (also an OSError)
+    ├── WorkAbandoned             the async caller of this sync code was cancelled
     └── AwaitError                await_() was called where it cannot work
 
 Each error that maps to an HTTP answer carries it in ``status_hint``.
@@ -69,6 +70,13 @@ class RequestBodyTooLarge(BridgeError):
 
 class ClientDisconnected(BridgeError, OSError):
     """The client went away; reading the body or sending more output is pointless."""
+
+
+class WorkAbandoned(BridgeError):
+    """Raised in sync code at its next crossing once its async caller was cancelled.
+
+    A thread cannot be stopped from outside; this tells it to unwind and return.
+    """
 
 
 class AwaitError(BridgeError, RuntimeError):

@@ -21,8 +21,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._core.response import ResponseState, plain_response
-from ._errors import BadRequest, BridgeError, ClientDisconnected, RequestBodyTooLarge
-from ._executors import Job, WorkAbandoned
+from ._errors import (
+    BadRequest,
+    BridgeError,
+    ClientDisconnected,
+    RequestBodyTooLarge,
+    WorkAbandoned,
+)
+from ._executors import Job
 from ._streams import InputStream
 from ._types import Message, OptExcInfo, Receive, Scope, Send
 

@@ -8,14 +8,13 @@ from .._errors import ConfigurationError
 from ._base import Executor
 from ._greenlet import GreenletExecutor
 from ._job import Job, current_job
-from ._thread import ThreadExecutor, WorkAbandoned
+from ._thread import ThreadExecutor
 
 __all__ = [
     "Executor",
     "GreenletExecutor",
     "Job",
     "ThreadExecutor",
-    "WorkAbandoned",
     "current_job",
     "resolve_executor",
 ]

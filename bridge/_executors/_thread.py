@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .._errors import ConfigurationError
+from .._errors import ConfigurationError, WorkAbandoned
 from ._base import Executor
 from ._job import Job, Sink, thread_job
 from ._loop import InContext, Waker, current_waker
@@ -33,10 +33,6 @@ R = TypeVar("R")
 logger = logging.getLogger("bridge")
 
 _PUT, _AWAIT, _DONE = 0, 1, 2
-
-
-class WorkAbandoned(Exception):
-    """Raised in a worker whose async caller was cancelled: finish up and return."""
 
 
 class _Reply:
