@@ -11,16 +11,25 @@ import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import copy_context
+from contextvars import ContextVar, copy_context
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._await import await_
 from ._errors import ConfigurationError
-from ._executors import Executor, GreenletExecutor, Job, ThreadExecutor
+from ._executors import (
+    Executor,
+    GreenletExecutor,
+    Job,
+    StickyThread,
+    ThreadExecutor,
+    ThreadJob,
+    sync_thread_job,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_sticky_thread: ContextVar[StickyThread | None] = ContextVar("sticky_thread", default=None)
 _shared: dict[str, Executor] = {}
 _shared_lock = threading.Lock()
 
@@ -45,30 +54,52 @@ def shared_executor(executor: str | Executor) -> Executor:
         return found
 
 
+def _chain_thread() -> ThreadJob[Any] | StickyThread:
+    """Where a thread-sensitive call of the current chain runs."""
+    outer = sync_thread_job.get()
+    if outer is not None and outer.awaiting:
+        return outer  # the sync code that awaited us: its thread takes the call
+    sticky = _sticky_thread.get()
+    if sticky is None:
+        sticky = StickyThread()
+        _sticky_thread.set(sticky)
+    return sticky
+
+
 async def _no_items(item: object) -> None:
     raise AssertionError(f"sync_to_async jobs put no items, got {item!r}")
 
 
 @overload
 def sync_to_async(
-    function: Callable[P, R], *, executor: str | Executor = ...
+    function: Callable[P, R], *, executor: str | Executor = ..., thread_sensitive: bool = ...
 ) -> Callable[P, Coroutine[Any, Any, R]]: ...
 
 
 @overload
 def sync_to_async(
-    function: None = None, *, executor: str | Executor = ...
+    function: None = None, *, executor: str | Executor = ..., thread_sensitive: bool = ...
 ) -> Callable[[Callable[P, R]], Callable[P, Coroutine[Any, Any, R]]]: ...
 
 
 def sync_to_async(
-    function: Callable[P, R] | None = None, *, executor: str | Executor = "thread"
+    function: Callable[P, R] | None = None,
+    *,
+    executor: str | Executor = "thread",
+    thread_sensitive: bool = False,
 ) -> Any:
     """Make a blocking function awaitable; works as ``@sync_to_async`` or ``@sync_to_async(...)``.
 
     ``executor="thread"`` runs each call in the shared thread pool; ``"greenlet"``
     runs it in a greenlet on the caller's loop (for code whose I/O goes through
     ``await_``). Inside the function, ``await_`` runs on the caller's loop.
+
+    ``thread_sensitive=True`` runs every such call of one call chain in one
+    thread, for libraries that need thread affinity: inside sync code that a
+    bridge worker thread runs (a ``to_asgi`` request, an outer
+    ``sync_to_async``), on that very thread; otherwise on a thread of the
+    chain's own, kept for the calling task and its context. Different chains
+    never share it, so the process is not serialized onto one thread.
 
     Cancelling the awaiting task: a greenlet gets the cancellation at once, at
     its current ``await_``; a thread cannot be interrupted and finishes its
@@ -77,6 +108,10 @@ def sync_to_async(
     if inspect.iscoroutinefunction(function):
         raise ConfigurationError(
             f"sync_to_async() was given the coroutine function {function!r}; await it directly"
+        )
+    if thread_sensitive and executor != "thread":
+        raise ConfigurationError(
+            "thread_sensitive=True keeps calls on one thread; it needs executor='thread'"
         )
 
     def decorate(target: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -88,7 +123,11 @@ def sync_to_async(
             def run(job: Job[R]) -> R:
                 return target(*args, **kwargs)
 
-            return await runner.job(run, _no_items, copy_context(), label).run()
+            if thread_sensitive:
+                job: Job[R] = ThreadJob(_chain_thread(), run, _no_items, copy_context(), label)
+            else:
+                job = runner.job(run, _no_items, copy_context(), label)
+            return await job.run()
 
         return call
 

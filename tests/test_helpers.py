@@ -177,3 +177,80 @@ def test_async_to_sync_from_a_plain_thread_reuses_one_loop() -> None:
     assert len(seen) == 4
     assert len(set(seen)) == 1
     assert loop_id() == seen[0]
+
+
+def thread_id() -> int:
+    return threading.get_ident()
+
+
+async def test_thread_sensitive_calls_of_one_chain_share_one_thread() -> None:
+    sensitive = sync_to_async(thread_id, thread_sensitive=True)
+    first, second = await sensitive(), await sensitive()
+    assert first == second != threading.get_ident()
+
+
+async def test_thread_sensitive_chains_do_not_serialize_the_process() -> None:
+    def nap() -> int:
+        threading.Event().wait(0.3)
+        return threading.get_ident()
+
+    threads: list[int] = []
+
+    async def chain() -> None:
+        threads.append(await sync_to_async(nap, thread_sensitive=True)())
+
+    started = anyio.current_time()
+    async with anyio.create_task_group() as group:
+        for _ in range(4):
+            group.start_soon(chain)
+    assert anyio.current_time() - started < 1.0
+    assert len(set(threads)) == 4
+
+
+async def test_a_nested_thread_sensitive_call_returns_to_the_outer_thread() -> None:
+    async def middle() -> int:
+        return await sync_to_async(thread_id, thread_sensitive=True)()
+
+    def outer() -> tuple[int, int]:
+        return threading.get_ident(), bridge.await_(middle())
+
+    for sensitive in (False, True):
+        outer_thread, inner_thread = await sync_to_async(outer, thread_sensitive=sensitive)()
+        assert inner_thread == outer_thread
+
+
+async def test_a_to_asgi_request_keeps_thread_sensitive_calls_on_its_thread() -> None:
+    from bridge import to_asgi
+    from tests.harness import FakeServer, make_scope
+
+    async def helper() -> int:
+        return await sync_to_async(thread_id, thread_sensitive=True)()
+
+    def view(environ: dict[str, object], start_response: object) -> list[bytes]:
+        same = bridge.await_(helper()) == threading.get_ident()
+        start_response("200 OK", [])  # type: ignore[operator]
+        return [b"same" if same else b"different"]
+
+    exchange = await FakeServer(to_asgi(view)).request(make_scope())
+    assert exchange.body == b"same"
+
+
+async def test_a_chains_own_thread_ends_with_the_chain() -> None:
+    import gc
+
+    async def chain() -> int:
+        return await sync_to_async(thread_id, thread_sensitive=True)()
+
+    before = {t.ident for t in threading.enumerate() if t.name == "bridge-sticky"}
+    async with anyio.create_task_group() as group:
+        group.start_soon(chain)
+    gc.collect()
+    with anyio.fail_after(5):
+        while {t.ident for t in threading.enumerate() if t.name == "bridge-sticky"} - before:
+            await anyio.sleep(0.01)
+            gc.collect()
+
+
+def test_thread_sensitive_needs_the_thread_executor() -> None:
+    with pytest.raises(ConfigurationError, match="executor='thread'"):
+        sync_to_async(thread_id, executor="greenlet", thread_sensitive=True)

@@ -8,15 +8,18 @@ from .._errors import ConfigurationError
 from ._base import Executor
 from ._greenlet import GreenletExecutor
 from ._job import Job, current_job
-from ._thread import ThreadExecutor
+from ._thread import StickyThread, ThreadExecutor, ThreadJob, sync_thread_job
 
 __all__ = [
     "Executor",
     "GreenletExecutor",
     "Job",
+    "StickyThread",
     "ThreadExecutor",
+    "ThreadJob",
     "current_job",
     "resolve_executor",
+    "sync_thread_job",
 ]
 
 _NAMES: dict[str, Callable[[], Executor]] = {"thread": ThreadExecutor, "greenlet": GreenletExecutor}

@@ -17,8 +17,8 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from contextvars import Context
-from typing import Any, TypeVar
+from contextvars import Context, ContextVar
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
@@ -35,22 +35,50 @@ logger = logging.getLogger("bridge")
 _PUT, _AWAIT, _DONE = 0, 1, 2
 
 
+class Submitter(Protocol):
+    """Where a thread job's work is started: a pool, one sticky thread, or a waiting job."""
+
+    queue_size: int
+
+    def submit(self, task: Callable[[], None]) -> None: ...
+
+
 class _Reply:
-    __slots__ = ("error", "lock", "value")
+    __slots__ = ("error", "value")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
         self.value: Any = None
         self.error: BaseException | None = None
 
 
+sync_thread_job: ContextVar[ThreadJob[Any] | None] = ContextVar("sync_thread_job", default=None)
+"""The thread job whose sync code leads to this context, for thread-sensitive calls."""
+
+
 class ThreadJob(Job[T]):
-    __slots__ = ("_capacity", "_executor", "_items", "_lock", "_room", "_waiting", "_waker")
+    """A job in a worker thread; while it waits in ``await_`` it can run nested jobs.
+
+    That is what keeps a chain async -> sync -> async -> sync on one thread:
+    the nested job is submitted to the waiting job itself (it is a
+    ``Submitter``), and the waiting thread runs it.
+    """
+
+    __slots__ = (
+        "_calls",
+        "_capacity",
+        "_executor",
+        "_items",
+        "_lock",
+        "_room",
+        "_waiting",
+        "_waker",
+        "awaiting",
+        "queue_size",
+    )
 
     def __init__(
         self,
-        executor: ThreadExecutor,
+        executor: Submitter,
         function: Callable[[Job[T]], T],
         sink: Sink,
         context: Context,
@@ -58,7 +86,9 @@ class ThreadJob(Job[T]):
     ) -> None:
         super().__init__(function, sink, context, label)
         self._executor = executor
-        self._capacity = executor.queue_size
+        self._capacity = self.queue_size = executor.queue_size
+        self._calls: queue.SimpleQueue[Callable[[], None] | _Reply] | None = None
+        self.awaiting = False
         self._items: deque[tuple[int, Any]] = deque()
         self._lock = threading.Lock()
         self._waiting = False  # the driver sleeps and wants a wake-up
@@ -96,22 +126,42 @@ class ThreadJob(Job[T]):
             _close_unawaited(awaitable)
             raise self.interrupted
         reply = _Reply()
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = queue.SimpleQueue()
+        self.awaiting = True
         self._push(_AWAIT, (awaitable, context, reply))
-        reply.lock.acquire()
+        try:
+            # Until the reply comes, run the nested jobs a thread-sensitive call sends here.
+            while (call := calls.get()) is not reply:
+                assert not isinstance(call, _Reply)
+                call()
+        finally:
+            self.awaiting = False
         if reply.error is not None:
             error, reply.error = reply.error, None
             raise error
         result: R = reply.value
         return result
 
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` on this job's thread, which must be waiting in ``await_``."""
+        assert self._calls is not None
+        self._calls.put(task)
+
+    def _call(self) -> T:
+        sync_thread_job.set(self)
+        return self.function(self)
+
     def _work(self) -> None:
+        outer = thread_job.job  # a job nested on a waiting one's thread restores it after
         thread_job.job = self
         try:
-            outcome: tuple[bool, Any] = (True, self.context.run(self.function, self))
+            outcome: tuple[bool, Any] = (True, self.context.run(self._call))
         except BaseException as error:
             outcome = (False, error)
         finally:
-            thread_job.job = None
+            thread_job.job = outer
         self._push(_DONE, outcome)
 
     # The loop side.
@@ -183,7 +233,8 @@ class ThreadJob(Job[T]):
             self.interrupt(reply.error)
             raise error
         finally:
-            reply.lock.release()
+            assert self._calls is not None
+            self._calls.put(reply)
 
 
 def _close_unawaited(awaitable: object) -> None:
@@ -265,6 +316,7 @@ class ThreadExecutor(Executor):
                 if task is None:
                     return
                 task()
+                del task  # an idle worker must not keep its last request alive
                 with self._lock:
                     crew.idle += 1
         finally:
@@ -293,6 +345,35 @@ class ThreadExecutor(Executor):
             crew.tasks.put(None)
         if threads:
             await anyio.to_thread.run_sync(_join_all, threads, timeout, abandon_on_cancel=True)
+
+
+class StickyThread:
+    """One thread of its own, for the thread-sensitive calls of one call chain.
+
+    The thread holds only its queue, so once nothing refers to this object any
+    more (the chain's context is gone), a finalizer tells the thread to exit.
+    """
+
+    def __init__(self, queue_size: int = 8) -> None:
+        self.queue_size = queue_size
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(
+            target=_serve_queue, args=(self._tasks,), name="bridge-sticky", daemon=True
+        )
+        self.thread.start()
+        weakref.finalize(self, self._tasks.put, None)
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._tasks.put(task)
+
+
+def _serve_queue(tasks: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        task()
+        del task  # a finished job must not keep its StickyThread alive from this frame
 
 
 def _start_afresh(reference: weakref.ref[ThreadExecutor]) -> None:
