@@ -71,10 +71,18 @@ class GreenletJob(Job[T]):
             if close is not None:
                 close()
             raise self.interrupted
+        # We are on the loop's thread, inside the driver task's step: the first
+        # step of the awaitable can run right here. Most finish or suspend in it;
+        # only a suspension needs the driver, which resumes the awaitable.
+        iterator = awaitable.__await__()
+        try:
+            signal = iterator.send(None) if context is None else context.run(iterator.send, None)
+        except StopIteration as stop:
+            value: R = stop.value
+            return value
         assert self._driver is not None
-        if context is not None:
-            awaitable = InContext(context, awaitable)
-        result: R = self._driver.switch((_AWAIT, awaitable))
+        resumed = InContext.resume(context, iterator, signal)
+        result: R = self._driver.switch((_AWAIT, resumed))
         return result
 
     # The loop side.

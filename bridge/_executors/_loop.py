@@ -117,37 +117,65 @@ def loop_is_running() -> bool:
     return True
 
 
+def _call(function: Callable[..., Any], *args: Any) -> Any:
+    return function(*args)
+
+
 class InContext(Generic[T]):
     """Await ``awaitable`` with every step of it run inside ``context``.
 
     A task's context is fixed when the task is created; this lets a driver
     task run the sync side's awaitable as if the sync side had awaited it, so
     it sees the contextvars the sync code set (``flask.request``, say).
+
+    ``resume`` continues an awaitable whose first step already ran elsewhere
+    (in a greenlet, on this same loop) and suspended with ``signal``.
     """
 
-    __slots__ = ("_context", "_iterator")
+    __slots__ = ("_iterator", "_run", "_signal")
 
-    def __init__(self, context: Context, awaitable: Awaitable[T]) -> None:
-        self._context = context
+    def __init__(self, context: Context | None, awaitable: Awaitable[T]) -> None:
+        self._run = _call if context is None else context.run
         self._iterator = awaitable.__await__()
+        self._signal: Any = _NOT_STARTED
+
+    @classmethod
+    def resume(
+        cls, context: Context | None, iterator: Generator[Any, Any, T], signal: Any
+    ) -> InContext[T]:
+        self = cls.__new__(cls)
+        self._run = _call if context is None else context.run
+        self._iterator = iterator
+        self._signal = signal
+        return self
 
     def __await__(self) -> Generator[Any, Any, T]:
-        run = self._context.run
+        run = self._run
         iterator = self._iterator
         value: Any = None
         error: BaseException | None = None
-        while True:
+        signal = self._signal
+        if signal is _NOT_STARTED:
             try:
-                if error is None:
-                    signal = run(iterator.send, value)
-                else:
-                    signal = run(iterator.throw, error)
+                signal = run(iterator.send, None)
             except StopIteration as stop:
-                result: T = stop.value
-                return result
-            error = None
+                first: T = stop.value
+                return first
+        while True:
             try:
                 value = yield signal
             except BaseException as exc:  # delivered into the awaitable, as a task would
                 error = exc
                 value = None
+            try:
+                if error is None:
+                    signal = run(iterator.send, value)
+                else:
+                    signal = run(iterator.throw, error)
+                    error = None
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+
+
+_NOT_STARTED: Any = object()
