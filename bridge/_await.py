@@ -4,9 +4,11 @@
   awaits it on the server's own loop.
 * In one of asgiref's ``sync_to_async`` threads (Django's sync views under
   its ASGI handler), the loop that called into that thread runs it.
-* In plain sync code with no loop running, a long-lived loop in a daemon
-  thread runs it: one loop shared by the whole process, never a new loop per
-  call, so clients and pools made on it can be reused by later calls.
+* In plain sync code with no loop running, the calling thread's own
+  long-lived loop runs it, in that thread: one loop per thread, made on first
+  use and reused by every later call (never a new loop per call), so clients
+  and pools made on it serve later calls from that thread, and no call pays
+  for a hop to another thread.
 * On a thread whose loop is running, outside a bridge worker, waiting would
   block that loop for good: it raises ``AwaitError`` at once.
 
@@ -21,6 +23,7 @@ import asyncio
 import os
 import sys
 import threading
+import weakref
 from collections.abc import Awaitable
 from contextvars import copy_context
 from typing import TypeVar
@@ -31,8 +34,21 @@ from ._executors._loop import InContext, loop_is_running
 
 T = TypeVar("T")
 
-_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
+class _LoopOwner:
+    """Holds one thread's loop; closing it when the thread (and so this) is gone."""
+
+    __slots__ = ("__weakref__", "loop")
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        weakref.finalize(self, self.loop.close)
+
+
+class _ThreadLoops(threading.local):
+    owner: _LoopOwner | None = None
+
+
+_thread_loops = _ThreadLoops()
 
 
 def await_(awaitable: Awaitable[T]) -> T:
@@ -50,9 +66,11 @@ def await_(awaitable: Awaitable[T]) -> T:
             "to run sync code that calls await_(), go through bridge.to_asgi() or run it in "
             "a worker thread"
         )
-    loop = _asgiref_loop() or _background_loop()
-    future = asyncio.run_coroutine_threadsafe(_drive(InContext(copy_context(), awaitable)), loop)
-    return future.result()
+    driven = _drive(InContext(copy_context(), awaitable))
+    loop = _asgiref_loop()
+    if loop is not None:
+        return asyncio.run_coroutine_threadsafe(driven, loop).result()
+    return _own_loop().run_until_complete(driven)
 
 
 def _asgiref_loop() -> asyncio.AbstractEventLoop | None:
@@ -76,28 +94,17 @@ async def _drive(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _loop
-    with _lock:
-        if _loop is None or _loop.is_closed():
-            loop = asyncio.new_event_loop()
-            ready = threading.Event()
-
-            def serve() -> None:
-                asyncio.set_event_loop(loop)
-                loop.call_soon(ready.set)
-                loop.run_forever()
-
-            threading.Thread(target=serve, name="bridge-await-loop", daemon=True).start()
-            ready.wait()
-            _loop = loop
-        return _loop
+def _own_loop() -> asyncio.AbstractEventLoop:
+    owner = _thread_loops.owner
+    if owner is None or owner.loop.is_closed():
+        owner = _thread_loops.owner = _LoopOwner()
+    return owner.loop
 
 
-def _forget_loop_after_fork() -> None:
-    # The loop's thread does not survive a fork; the child starts its own on first use.
-    global _loop
-    _loop = None
+def _forget_loops_after_fork() -> None:
+    # A child must not drive its parent's loops (they share the parent's epoll).
+    global _thread_loops
+    _thread_loops = _ThreadLoops()
 
 
-os.register_at_fork(after_in_child=_forget_loop_after_fork)
+os.register_at_fork(after_in_child=_forget_loops_after_fork)

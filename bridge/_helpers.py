@@ -138,7 +138,7 @@ def async_to_sync(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:
     """Make an async function callable from sync code; works as ``@async_to_sync``.
 
     Each call goes through ``await_``: on the server's loop in a bridge worker,
-    on the long-lived background loop in plain sync code.
+    on the calling thread's own long-lived loop in plain sync code.
     """
     if not callable(function):
         raise ConfigurationError(f"async_to_sync() needs an async function, got {function!r}")
@@ -156,8 +156,8 @@ def flask_async_views(app: R) -> R:
     Flask runs each async view through asgiref, which starts a new thread and
     a new event loop per request. After this call it uses ``async_to_sync``
     above: under ``to_asgi`` the view runs on the server's own loop (natively,
-    with the greenlet executor); under a WSGI server, on the one long-lived
-    background loop.
+    with the greenlet executor); under a WSGI server, on the serving thread's
+    own long-lived loop.
     """
     if not hasattr(app, "ensure_sync"):
         raise ConfigurationError(f"flask_async_views() needs a Flask app, got {app!r}")

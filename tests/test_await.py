@@ -23,11 +23,11 @@ async def loop_identity() -> tuple[int, int]:
     return threading.get_ident(), id(asyncio.get_running_loop())
 
 
-def test_plain_sync_code_uses_one_long_lived_loop() -> None:
+def test_plain_sync_code_uses_its_threads_own_long_lived_loop() -> None:
     first = bridge.await_(loop_identity())
     second = bridge.await_(loop_identity())
     assert first == second
-    assert first[0] != threading.get_ident()
+    assert first[0] == threading.get_ident()
 
 
 def test_plain_sync_code_sees_its_context_and_gets_errors() -> None:

@@ -161,22 +161,30 @@ async def test_async_to_sync_inside_sync_to_async_runs_on_the_callers_loop(execu
     assert await sync_to_async(where_async, executor=executor)("x") == ("x", loop_thread)
 
 
-def test_async_to_sync_from_a_plain_thread_reuses_one_loop() -> None:
+def test_async_to_sync_from_plain_threads_gives_each_thread_one_loop() -> None:
     import asyncio
 
     @async_to_sync
-    async def loop_id() -> int:
-        return id(asyncio.get_running_loop())
+    async def loop_and_thread() -> tuple[int, int]:
+        return id(asyncio.get_running_loop()), threading.get_ident()
 
-    seen: list[int] = []
-    workers = [threading.Thread(target=lambda: seen.append(loop_id())) for _ in range(4)]
+    seen: list[tuple[tuple[int, int], tuple[int, int], int]] = []
+    together = threading.Barrier(3, timeout=5)  # all loops alive at once: distinct ids
+
+    def twice() -> None:
+        seen.append((loop_and_thread(), loop_and_thread(), threading.get_ident()))
+        together.wait()
+
+    workers = [threading.Thread(target=twice) for _ in range(3)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(5)
-    assert len(seen) == 4
-    assert len(set(seen)) == 1
-    assert loop_id() == seen[0]
+    assert len(seen) == 3
+    for first, second, thread in seen:
+        assert first == second  # the thread's loop is reused, call after call
+        assert first[1] == thread  # and runs in the calling thread: no hop
+    assert len({first[0] for first, _, _ in seen}) == 3
 
 
 def thread_id() -> int:
