@@ -345,15 +345,25 @@ def plot(results: dict[str, Any]) -> None:
 
     one = results["sync_to_async_side"]
     two = results["async_to_sync_side"]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    names = list(one)
-    left.barh(names, [one[n]["suspends once"] for n in names], color=_colors(names))
-    left.set_xscale("log")
-    left.set_title("sync -> async: µs per await (suspends once), lower is better")
-    names = list(two)
-    right.barh(names, [two[n] for n in names], color=_colors(names))
-    right.set_xscale("log")
-    right.set_title("async -> sync: µs per call, lower is better")
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(15, 5))
+    panels = [
+        (
+            left,
+            one,
+            lambda row: row["suspends once"],
+            "sync -> async: µs per await_ (suspends once)",
+        ),
+        (right, two, lambda value: value, "async -> sync: µs per call"),
+    ]
+    for axis, rows, pick, title in panels:
+        names = list(rows)
+        axis.barh(names, [pick(rows[name]) for name in names], color=_colors(names))
+        axis.set_xscale("log")
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        axis.set_title(title + ", lower is better", fontsize=10)
     figure.tight_layout()
     figure.savefig(PLOT, dpi=100)
 
@@ -365,7 +375,13 @@ def _colors(names: list[str]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument(
+        "--plot-only", action="store_true", help=f"redraw the plot from {RESULTS.name}"
+    )
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()))
+        return
     warnings.simplefilter("ignore", DeprecationWarning)
     print(f"$ {' '.join(sys.orig_argv)}\n")
     budget = Budget(args.quick)
