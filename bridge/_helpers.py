@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar, copy_context
 from typing import Any, ParamSpec, TypeVar, overload
 
-from ._await import await_
+from ._await import await_, await_here
 from ._errors import ConfigurationError
 from ._executors import (
     Executor,
@@ -150,16 +150,35 @@ def async_to_sync(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:
     return call
 
 
-def flask_async_views(app: R) -> R:
+def flask_async_views(app: R, *, loop: str = "server") -> R:
     """Run a Flask app's ``async def`` views through bridge; returns the app.
 
     Flask runs each async view through asgiref, which starts a new thread and
-    a new event loop per request. After this call it uses ``async_to_sync``
-    above: under ``to_asgi`` the view runs on the server's own loop (natively,
-    with the greenlet executor); under a WSGI server, on the serving thread's
-    own long-lived loop.
+    a new event loop per request. After this call:
+
+    * ``loop="server"`` (default): views run as ``async_to_sync`` does. Under
+      ``to_asgi`` on the server's own loop (natively, with the greenlet
+      executor), so they can share clients and pools with the ASGI side; under
+      a WSGI server, on the serving thread's own long-lived loop.
+    * ``loop="thread"``: a worker thread of the thread executor runs views on
+      its own long-lived loop instead, which saves two thread wake-ups per
+      view; loop-bound objects are then per thread. Greenlets still use the
+      server's loop, the one their thread runs.
     """
     if not hasattr(app, "ensure_sync"):
         raise ConfigurationError(f"flask_async_views() needs a Flask app, got {app!r}")
-    app.async_to_sync = async_to_sync  # type: ignore[attr-defined]
+    if loop == "server":
+        app.async_to_sync = async_to_sync  # type: ignore[attr-defined]
+    elif loop == "thread":
+        app.async_to_sync = _on_own_loop  # type: ignore[attr-defined]
+    else:
+        raise ConfigurationError(f"loop must be 'server' or 'thread', got {loop!r}")
     return app
+
+
+def _on_own_loop(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await_here(function(*args, **kwargs))
+
+    return call

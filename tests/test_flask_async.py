@@ -82,3 +82,28 @@ def test_flask_async_views_under_a_wsgi_server_use_one_long_lived_loop() -> None
 def test_flask_async_views_needs_a_flask_app() -> None:
     with pytest.raises(bridge.ConfigurationError):
         bridge.flask_async_views(object())
+
+
+async def test_thread_loops_run_views_in_the_worker_on_a_reused_loop() -> None:
+    pool = bridge.ThreadExecutor(max_workers=1)
+    app = to_asgi(
+        bridge.flask_async_views(make_app(through_bridge=False), loop="thread"), executor=pool
+    )
+    answers = [
+        json.loads((await FakeServer(app).request(make_scope("/async"))).body) for _ in range(3)
+    ]
+    assert {a["thread"] for a in answers} != {threading.get_ident()}
+    assert len({a["thread"] for a in answers}) == 1
+    assert len({a["loop"] for a in answers}) == 1
+    assert answers[0]["loop"] != id(asyncio.get_running_loop())
+
+
+async def test_thread_loops_leave_greenlets_on_the_servers_loop() -> None:
+    flask = bridge.flask_async_views(make_app(through_bridge=False), loop="thread")
+    exchange = await FakeServer(to_asgi(flask, executor="greenlet")).request(make_scope("/async"))
+    assert json.loads(exchange.body)["loop"] == id(asyncio.get_running_loop())
+
+
+def test_the_loop_choice_is_checked() -> None:
+    with pytest.raises(bridge.ConfigurationError, match="'server' or 'thread'"):
+        bridge.flask_async_views(make_app(through_bridge=False), loop="other")
