@@ -18,11 +18,10 @@ from ._await import await_, await_here
 from ._errors import ConfigurationError
 from ._executors import (
     Executor,
-    GreenletExecutor,
     Job,
     StickyThread,
-    ThreadExecutor,
     ThreadJob,
+    make_executor,
     sync_thread_job,
 )
 
@@ -41,16 +40,7 @@ def shared_executor(executor: str | Executor) -> Executor:
     with _shared_lock:
         found = _shared.get(executor)
         if found is None:
-            if executor == "thread":
-                found = ThreadExecutor()
-            elif executor == "greenlet":
-                found = GreenletExecutor()
-            else:
-                raise ConfigurationError(
-                    f"unknown executor {executor!r}: pass 'thread', 'greenlet', "
-                    "or a ThreadExecutor / GreenletExecutor instance"
-                )
-            _shared[executor] = found
+            found = _shared[executor] = make_executor(executor)
         return found
 
 

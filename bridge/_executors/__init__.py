@@ -18,6 +18,7 @@ __all__ = [
     "ThreadExecutor",
     "ThreadJob",
     "current_job",
+    "make_executor",
     "resolve_executor",
     "sync_thread_job",
 ]
@@ -25,14 +26,19 @@ __all__ = [
 _NAMES: dict[str, Callable[[], Executor]] = {"thread": ThreadExecutor, "greenlet": GreenletExecutor}
 
 
+def make_executor(name: str) -> Executor:
+    """A new executor of the kind a name says."""
+    factory = _NAMES.get(name) if isinstance(name, str) else None
+    if factory is None:
+        raise ConfigurationError(
+            f"unknown executor {name!r}: pass 'thread', 'greenlet', "
+            "or a ThreadExecutor / GreenletExecutor instance"
+        )
+    return factory()
+
+
 def resolve_executor(executor: str | Executor) -> tuple[Executor, bool]:
     """The executor to use, and whether the caller owns it (made it from a name)."""
     if isinstance(executor, Executor):
         return executor, False
-    factory = _NAMES.get(executor) if isinstance(executor, str) else None
-    if factory is None:
-        raise ConfigurationError(
-            f"unknown executor {executor!r}: pass 'thread', 'greenlet', "
-            "or a ThreadExecutor / GreenletExecutor instance"
-        )
-    return factory(), True
+    return make_executor(executor), True
