@@ -262,3 +262,11 @@ async def test_a_chains_own_thread_ends_with_the_chain() -> None:
 def test_thread_sensitive_needs_the_thread_executor() -> None:
     with pytest.raises(ConfigurationError, match="executor='thread'"):
         sync_to_async(thread_id, executor="greenlet", thread_sensitive=True)
+
+
+async def test_executors_by_instance_and_unknown_names() -> None:
+    pool = bridge.ThreadExecutor(max_workers=1)
+    assert await sync_to_async(thread_id, executor=pool)() != threading.get_ident()
+    assert pool.threads == 1
+    with pytest.raises(ConfigurationError, match="unknown executor 'fibers'"):
+        sync_to_async(thread_id, executor="fibers")
