@@ -42,6 +42,7 @@ from typing import Any
 import anyio.to_thread
 import asgiref.sync
 import greenback
+import inprocess
 from flask import Flask
 from sqlalchemy.util import await_only, greenlet_spawn
 
@@ -245,20 +246,7 @@ def flask_views(budget: Budget) -> dict[str, dict[str, float | None]]:
 
 
 def _asgi_per_request(app: Any, budget: Budget) -> float:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"127.0.0.1")],
-        "server": ("127.0.0.1", 8000),
-        "client": ("127.0.0.1", 50000),
-    }
+    scope = inprocess._scope()
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
