@@ -6,7 +6,8 @@ Layout (each layer imports only from those above it in this list):
 * ``_core``: the sans-IO translation core (environ, status, headers, response rules).
 * ``_streams``: ``wsgi.input`` over ``receive()``, file wrapper, error stream.
 * ``_executors``: where sync code runs (threads, greenlets) and how it reaches the loop.
-* ``_exchange``, ``_to_asgi``: the adapter: one request's life, and the app object around it.
+* ``_exchange``, ``_to_asgi``: WSGI app under ASGI: one request's life, the app object.
+* ``_wsgi_call``, ``_to_wsgi``: ASGI app under WSGI: one request's life, the app object.
 * ``_await``, ``_helpers``: ``await_``, ``sync_to_async``, ``async_to_sync`` for user code.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from ._await import await_ as await_
 from ._core.environ import ASGI_SCOPE_KEY as ASGI_SCOPE_KEY
+from ._core.scope import WSGI_ENVIRON_KEY as WSGI_ENVIRON_KEY
 from ._errors import AppProtocolError as AppProtocolError
 from ._errors import AwaitError as AwaitError
 from ._errors import BadRequest as BadRequest
@@ -35,12 +37,15 @@ from ._helpers import flask_async_views as flask_async_views
 from ._helpers import sync_to_async as sync_to_async
 from ._to_asgi import WsgiToAsgi as WsgiToAsgi
 from ._to_asgi import to_asgi as to_asgi
+from ._to_wsgi import AsgiToWsgi as AsgiToWsgi
+from ._to_wsgi import to_wsgi as to_wsgi
 
 __version__ = "0.1.0"
 
 __all__ = (
     "ASGI_SCOPE_KEY",
     "AppProtocolError",
+    "AsgiToWsgi",
     "AwaitError",
     "BadRequest",
     "BridgeError",
@@ -55,6 +60,7 @@ __all__ = (
     "StartResponseError",
     "ThreadExecutor",
     "UnsupportedScope",
+    "WSGI_ENVIRON_KEY",
     "WorkAbandoned",
     "WsgiToAsgi",
     "async_to_sync",
@@ -62,6 +68,7 @@ __all__ = (
     "flask_async_views",
     "sync_to_async",
     "to_asgi",
+    "to_wsgi",
 )
 
 

@@ -138,3 +138,15 @@ def plain_response(status: int, text: str) -> list[Message]:
         {"type": "http.response.start", "status": status, "headers": headers},
         {"type": "http.response.body", "body": body, "more_body": False},
     ]
+
+
+def plain_wsgi_response(status: int, text: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The same short answer as ``plain_response``, as WSGI status, headers and body."""
+    start, body = plain_response(status, text)
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in start["headers"]
+    ]
+    return f"{status} {_PHRASES[status]}", headers, body["body"]
+
+
+_PHRASES: Final = {400: "Bad Request", 413: "Content Too Large", 500: "Internal Server Error"}

@@ -1,0 +1,112 @@
+"""WSGI environ -> ASGI HTTP scope, and ASGI response start -> WSGI status and headers.
+
+The other direction of ``environ.py``, with no I/O. Native strings go back to
+bytes as latin-1, then the path is read as UTF-8, as the ASGI spec's "WSGI
+compatibility" section asks.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+from .._errors import BadRequest, InvalidHeader, InvalidStatus
+from .._types import Environ, Scope
+from .headers import HOP_BY_HOP, _warn_hop_by_hop, encode_name, encode_value
+
+WSGI_ENVIRON_KEY = "wsgi.environ"
+"""The scope key under which the ASGI app finds the WSGI environ."""
+
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_SPECIAL_HEADERS = {"CONTENT_TYPE": b"content-type", "CONTENT_LENGTH": b"content-length"}
+
+
+def _utf8(native: str, what: str) -> str:
+    try:
+        return native.encode("latin-1").decode("utf-8")
+    except UnicodeError as error:
+        raise BadRequest(f"the {what} is not UTF-8: {native!r}") from error
+
+
+def _raw_path(environ: Environ, path: str) -> bytes:
+    # gunicorn sets RAW_URI and others REQUEST_URI: the target as the client sent
+    # it, so %2F stays apart from /. Otherwise rebuild it from the decoded path.
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if target:
+        raw = str(target).split("?", 1)[0]
+        if raw.startswith("/"):
+            return raw.encode("latin-1")
+    return quote(path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
+
+
+def scope_from_environ(environ: Environ, state: dict[str, Any] | None = None) -> Scope:
+    """The ASGI HTTP scope of one WSGI request; ``BadRequest`` if it cannot be one."""
+    script_name = _utf8(environ.get("SCRIPT_NAME", ""), "script name")
+    path = script_name + _utf8(environ.get("PATH_INFO", ""), "path")
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].lower().replace("_", "-").encode("latin-1")
+        else:
+            special = _SPECIAL_HEADERS.get(key)
+            if special is None or not value:
+                continue
+            name = special
+        headers.append((name, str(value).encode("latin-1")))
+    protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": protocol[5:] if protocol.startswith("HTTP/") else "1.1",
+        "method": environ["REQUEST_METHOD"],
+        "scheme": environ.get("wsgi.url_scheme", "http"),
+        "path": path,
+        "raw_path": _raw_path(environ, path),
+        "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+        "root_path": script_name,
+        "headers": headers,
+        "client": _address(environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")),
+        "server": _address(environ.get("SERVER_NAME"), environ.get("SERVER_PORT")),
+        WSGI_ENVIRON_KEY: environ,
+    }
+    if state is not None:
+        scope["state"] = state.copy()
+    return scope
+
+
+def _address(host: object, port: object) -> tuple[str, int] | None:
+    if not host:
+        return None
+    try:
+        return str(host), int(str(port))
+    except ValueError:
+        return str(host), 0
+
+
+def wsgi_status(status: object) -> str:
+    """The WSGI status line of an ASGI status code."""
+    if type(status) is not int or not 100 <= status <= 999:
+        raise InvalidStatus(f"the ASGI app sent status {status!r}; send an int such as 200")
+    return f"{status} {_REASONS.get(status, 'Unknown')}"
+
+
+def wsgi_headers(headers: object) -> list[tuple[str, str]]:
+    """Validated WSGI response headers from ASGI ``[(name, value), ...]`` byte pairs."""
+    result: list[tuple[str, str]] = []
+    for item in headers or ():  # type: ignore[attr-defined]
+        try:
+            raw_name, raw_value = item
+            name = bytes(raw_name).decode("latin-1")
+            value = bytes(raw_value).decode("latin-1")
+        except (TypeError, ValueError) as error:
+            raise InvalidHeader(
+                f"the ASGI app sent the header {item!r}; send (name, value) pairs of bytes"
+            ) from error
+        encoded = encode_name(name)
+        encode_value(name, value)
+        if encoded in HOP_BY_HOP:
+            _warn_hop_by_hop(encoded)
+            continue
+        result.append((name, value))
+    return result

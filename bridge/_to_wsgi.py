@@ -1,0 +1,195 @@
+"""``to_wsgi``: an ASGI app served by a WSGI server.
+
+``AsgiToWsgi`` is the long-lived part: the loop thread every request of the
+process runs on (one for all ``to_wsgi`` apps, started on first use and
+again after a fork), and lifespan. Startup runs before the first request is
+answered; a failed startup makes every request a 500 with the cause logged.
+Shutdown runs on ``close()`` and at interpreter exit. No signal handlers:
+signals belong to the server. Each request is a ``WsgiCall``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import os
+import threading
+import traceback
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from ._core.response import plain_wsgi_response
+from ._core.scope import scope_from_environ
+from ._errors import BadRequest, ConfigurationError
+from ._executors._loop_thread import LoopThread
+from ._types import ASGIApp, Environ, Message, StartResponse
+from ._wsgi_call import WsgiCall
+
+logger = logging.getLogger("bridge")
+
+_shared_runner = LoopThread("bridge-to-wsgi-loop")
+
+
+class AsgiToWsgi:
+    """A WSGI application that runs an ASGI application.
+
+    :param app: the ASGI application.
+    :param grace_period: seconds an app may run on after its response ended
+        (background tasks) or after the server closed it (a client that left)
+        before its task is cancelled.
+    :param startup_timeout: seconds lifespan startup may take.
+    :param shutdown_timeout: seconds lifespan shutdown may take on ``close()``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        grace_period: float = 10.0,
+        startup_timeout: float = 60.0,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        if not callable(app):
+            raise ConfigurationError(f"to_wsgi() needs an ASGI callable, got {app!r}")
+        self.app = app
+        self.grace_period = grace_period
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.runner = _shared_runner
+        self.state: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._started_in: int | None = None  # the pid whose loop ran startup
+        self._startup_error: str | None = None
+        self._shutdown: asyncio.Event | None = None
+        self._lifespan_done: concurrent.futures.Future[None] | None = None
+        reference = weakref.ref(self)
+        atexit.register(lambda: _close_at_exit(reference))
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        self._ensure_started()
+        if self._startup_error is not None:
+            return _answer(start_response, 500, "Internal Server Error")
+        try:
+            scope = scope_from_environ(environ, self.state)
+        except BadRequest as error:
+            logger.info("refused a request with 400: %s", error)
+            return _answer(start_response, 400, f"Bad Request: {error}")
+        return WsgiCall(self, environ, scope).respond(start_response)
+
+    def log_error(self, label: str, when: str, error: BaseException) -> None:
+        logger.error("the ASGI app failed on %s %s", label, when, exc_info=error)
+
+    # --- Lifespan.
+
+    def _ensure_started(self) -> None:
+        if self._started_in == os.getpid():
+            return
+        with self._lock:
+            if self._started_in == os.getpid():
+                return
+            self.state = {}
+            self._startup_error = None
+            outcome: concurrent.futures.Future[str | None] = concurrent.futures.Future()
+            self._lifespan_done = self.runner.submit(self._lifespan(outcome))
+            try:
+                self._startup_error = outcome.result(self.startup_timeout)
+            except concurrent.futures.TimeoutError:
+                self._startup_error = f"startup took more than {self.startup_timeout} s"
+            if self._startup_error is not None:
+                logger.error("lifespan startup of %r failed: %s", self.app, self._startup_error)
+            self._started_in = os.getpid()
+
+    async def _lifespan(self, outcome: concurrent.futures.Future[str | None]) -> None:
+        self._shutdown = shutdown = asyncio.Event()
+        asked = False
+
+        async def receive() -> Message:
+            nonlocal asked
+            if not asked:
+                asked = True
+                return {"type": "lifespan.startup"}
+            await shutdown.wait()
+            return {"type": "lifespan.shutdown"}
+
+        async def send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "lifespan.startup.complete":
+                _settle(outcome, None)
+            elif kind == "lifespan.startup.failed":
+                _settle(outcome, message.get("message") or "lifespan.startup.failed")
+            elif kind == "lifespan.shutdown.failed":
+                logger.error("lifespan shutdown of %r failed: %s", self.app, message.get("message"))
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
+        scope["state"] = self.state
+        try:
+            await self.app(scope, receive, send)
+        except BaseException as error:
+            if outcome.done():
+                if outcome.result() is None:
+                    logger.error("the ASGI app's lifespan failed", exc_info=error)
+            else:
+                # An app that raises before answering startup has no lifespan: go on without.
+                logger.debug("%r does not support lifespan: %s", self.app, error)
+                _settle(outcome, None)
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            _settle(outcome, None)
+
+    def close(self) -> None:
+        """Run lifespan shutdown (once), waiting up to ``shutdown_timeout`` s."""
+        with self._lock:
+            if self._started_in != os.getpid() or not self.runner.running:
+                return
+            self._started_in = None
+            shutdown, done = self._shutdown, self._lifespan_done
+        if shutdown is not None and done is not None and not done.done():
+            self.runner.call_soon(shutdown.set)
+            try:
+                done.result(self.shutdown_timeout)
+            except concurrent.futures.TimeoutError:
+                logger.error(
+                    "lifespan shutdown of %r took over %s s", self.app, self.shutdown_timeout
+                )
+            except BaseException:
+                logger.debug("lifespan ended with an error:\n%s", traceback.format_exc())
+
+    def __repr__(self) -> str:
+        return f"to_wsgi({self.app!r})"
+
+
+def _settle(outcome: concurrent.futures.Future[str | None], value: str | None) -> None:
+    if not outcome.done():
+        outcome.set_result(value)
+
+
+def _answer(start_response: StartResponse, status: int, text: str) -> Iterable[bytes]:
+    status_line, headers, body = plain_wsgi_response(status, text)
+    start_response(status_line, headers)
+    return [body]
+
+
+def _close_at_exit(reference: weakref.ref[AsgiToWsgi]) -> None:
+    bridge = reference()
+    if bridge is not None:
+        bridge.close()
+
+
+def to_wsgi(
+    app: ASGIApp,
+    *,
+    grace_period: float = 10.0,
+    startup_timeout: float = 60.0,
+    shutdown_timeout: float = 10.0,
+) -> AsgiToWsgi:
+    """Wrap an ASGI app so that any WSGI server (waitress, gunicorn) can serve it."""
+    return AsgiToWsgi(
+        app,
+        grace_period=grace_period,
+        startup_timeout=startup_timeout,
+        shutdown_timeout=shutdown_timeout,
+    )

@@ -1,0 +1,243 @@
+"""One request through ``to_wsgi``: a WSGI server thread driving an ASGI app on the loop.
+
+Theory of operation. The ASGI app runs as a task on the bridge's loop thread.
+Everything it needs from the server thread (a piece of ``wsgi.input``) and
+everything it produces (the response start, body chunks, its end) crosses
+as an event on one thread-safe queue that the server thread waits on. The
+server thread reads the body only when the app's ``receive()`` asks for it,
+and hands body chunks to the server as it yields them. A few chunks may wait
+in the queue; past that the app's ``send()`` waits for the server (backpressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import queue
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._core.response import plain_wsgi_response
+from ._core.scope import wsgi_headers, wsgi_status
+from ._errors import AppProtocolError, BridgeError, ClientDisconnected
+from ._types import Environ, Message, Scope, StartResponse
+
+if TYPE_CHECKING:
+    from ._to_wsgi import AsgiToWsgi
+
+logger = logging.getLogger("bridge")
+
+_READ, _START, _BODY, _DONE, _ERROR = range(5)
+_CHUNK = 65536
+_IN_FLIGHT = 4  # body chunks the app may send ahead of the server
+
+
+class WsgiCall:
+    """One request: the app's task on the loop and the server thread that serves it."""
+
+    def __init__(self, bridge: AsgiToWsgi, environ: Environ, scope: Scope) -> None:
+        self.bridge = bridge
+        self.environ = environ
+        self.scope = scope
+        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.loop = bridge.runner.loop
+        self.task: asyncio.Task[None] | None = None
+        self.label = f"{scope['method']} {scope['path']!r}"
+        # Loop side.
+        self.started = False
+        self.complete = False
+        self.gone: asyncio.Event | None = None
+        self.pending_read: asyncio.Future[tuple[bytes, bool] | None] | None = None
+        self.room: asyncio.Future[None] | None = None
+        self.in_flight = 0
+        # Server side.
+        length = environ.get("CONTENT_LENGTH")
+        self.remaining: int | None = int(length) if length and length.isdigit() else None
+        self.terminated = bool(environ.get("wsgi.input_terminated"))
+        self.body_read = False
+
+    # --- The server thread.
+
+    def respond(self, start_response: StartResponse) -> Iterable[bytes]:
+        context = contextvars.copy_context()
+        self.loop.call_soon_threadsafe(self._spawn, context)
+        while True:
+            event = self.events.get()
+            kind = event[0]
+            if kind == _READ:
+                self._serve_read()
+            elif kind == _START:
+                start_response(event[1], event[2])
+                return _Response(self, start_response)
+            elif kind == _ERROR:
+                return self._fail_before_start(start_response, event[1])
+            elif kind == _DONE:
+                return self._fail_before_start(
+                    start_response,
+                    AppProtocolError("the ASGI app returned without sending a response"),
+                )
+
+    def _fail_before_start(
+        self, start_response: StartResponse, error: BaseException
+    ) -> Iterable[bytes]:
+        self.bridge.log_error(self.label, "before its response began; answering 500", error)
+        status, headers, body = plain_wsgi_response(500, "Internal Server Error")
+        start_response(status, headers)
+        return [body]
+
+    def _serve_read(self) -> None:
+        """Read the next piece of ``wsgi.input`` for the app and hand it to the loop."""
+        stream = self.environ["wsgi.input"]
+        if self.remaining is not None:
+            size = min(self.remaining, _CHUNK)
+            piece = stream.read(size) if size else b""
+            if size and not piece:
+                reply: tuple[bytes, bool] | None = None  # shorter than its Content-Length
+            else:
+                self.remaining -= len(piece)
+                reply = (piece, self.remaining > 0)
+        elif self.terminated:
+            piece = stream.read(_CHUNK)
+            reply = (piece, bool(piece))
+        else:
+            reply = (b"", False)
+        self.loop.call_soon_threadsafe(self._deliver_read, reply)
+
+    def next_chunk(self, start_response: StartResponse, sent_any: bool) -> tuple[bytes, bool]:
+        """The next body chunk for the server and whether it is the last; serves reads meanwhile."""
+        while True:
+            event = self.events.get()
+            kind = event[0]
+            if kind == _READ:
+                self._serve_read()
+            elif kind == _BODY:
+                self.loop.call_soon_threadsafe(self._consumed)
+                chunk, more = event[1], event[2]
+                if chunk or not more:
+                    return chunk, not more
+            elif kind == _ERROR:
+                error = event[1]
+                if sent_any:
+                    self.bridge.log_error(self.label, "after its response began; aborting", error)
+                    raise error
+                self.bridge.log_error(self.label, "before its body began; answering 500", error)
+                status, headers, body = plain_wsgi_response(500, "Internal Server Error")
+                start_response(status, headers, (type(error), error, error.__traceback__))
+                return body, True
+            elif kind == _DONE:
+                raise BridgeError(
+                    f"the ASGI app for {self.label} returned before its response was complete"
+                )
+
+    def close(self) -> None:
+        """The server is done with the response; an unfinished app hears ``http.disconnect``."""
+        self.loop.call_soon_threadsafe(self._client_gone)
+
+    # --- The loop side.
+
+    def _spawn(self, context: contextvars.Context) -> None:
+        self.gone = asyncio.Event()
+        self.task = context.run(self.loop.create_task, self._run())
+
+    async def _run(self) -> None:
+        try:
+            await self.bridge.app(self.scope, self._receive, self._send)
+        except BaseException as error:
+            if not self.complete:
+                self.events.put((_ERROR, error))
+            elif not isinstance(error, (ClientDisconnected, asyncio.CancelledError)):
+                self.bridge.log_error(self.label, "after its response was complete", error)
+            if not isinstance(error, Exception):
+                raise
+        else:
+            self.events.put((_DONE,))
+
+    async def _receive(self) -> Message:
+        assert self.gone is not None
+        if self.gone.is_set():
+            return {"type": "http.disconnect"}
+        if self.body_read:
+            await self.gone.wait()
+            return {"type": "http.disconnect"}
+        self.pending_read = self.loop.create_future()
+        self.events.put((_READ,))
+        reply = await self.pending_read
+        if reply is None:
+            return {"type": "http.disconnect"}
+        piece, more = reply
+        if not more:
+            self.body_read = True
+        return {"type": "http.request", "body": piece, "more_body": more}
+
+    def _deliver_read(self, reply: tuple[bytes, bool] | None) -> None:
+        future = self.pending_read
+        if future is not None and not future.done():
+            future.set_result(reply)
+
+    async def _send(self, message: Message) -> None:
+        assert self.gone is not None
+        if self.gone.is_set():
+            raise ClientDisconnected("the WSGI server closed the response (the client went away)")
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.started:
+                raise AppProtocolError("the ASGI app sent http.response.start twice")
+            status = wsgi_status(message["status"])
+            headers = wsgi_headers(message.get("headers", ()))
+            self.started = True
+            self.events.put((_START, status, headers))
+        elif kind == "http.response.body":
+            if not self.started:
+                raise AppProtocolError("the ASGI app sent a body before http.response.start")
+            if self.complete:
+                raise AppProtocolError("the ASGI app sent a body after its response was complete")
+            body = message.get("body", b"")
+            more = bool(message.get("more_body", False))
+            if type(body) is not bytes:
+                raise AppProtocolError(
+                    f"the ASGI app sent a body of {type(body).__name__}, not bytes"
+                )
+            self.complete = not more
+            self.in_flight += 1
+            self.events.put((_BODY, body, more))
+            if more and self.in_flight > _IN_FLIGHT:
+                self.room = self.loop.create_future()
+                await self.room
+        else:
+            raise AppProtocolError(f"the ASGI app sent {kind!r} on an HTTP request")
+
+    def _consumed(self) -> None:
+        self.in_flight -= 1
+        if self.room is not None and not self.room.done() and self.in_flight <= _IN_FLIGHT:
+            self.room.set_result(None)
+
+    def _client_gone(self) -> None:
+        assert self.gone is not None
+        self.gone.set()
+        self._deliver_read(None)
+        if self.room is not None and not self.room.done():
+            self.room.set_exception(ClientDisconnected("the WSGI server closed the response"))
+        task = self.task
+        if task is not None and not task.done():
+            self.loop.call_later(self.bridge.grace_period, task.cancel)
+
+
+class _Response:
+    """The iterable the WSGI server gets: body chunks as the app sends them."""
+
+    def __init__(self, call: WsgiCall, start_response: StartResponse) -> None:
+        self.call = call
+        self.start_response = start_response
+        self.sent_any = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        last = False
+        while not last:
+            chunk, last = self.call.next_chunk(self.start_response, self.sent_any)
+            if chunk:
+                self.sent_any = True
+                yield chunk
+
+    def close(self) -> None:
+        self.call.close()
