@@ -1,0 +1,33 @@
+"""A FastAPI app under to_wsgi that records its lifespan in the file $BRIDGE_MARKS."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+import bridge
+
+
+def _mark(text: str) -> None:
+    with open(os.environ["BRIDGE_MARKS"], "a") as marks:
+        marks.write(text + "\n")
+
+
+async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    _mark("startup")
+    yield {"greeting": "hello from lifespan"}
+    _mark("shutdown")
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/")
+async def index(request: Request) -> dict[str, str]:
+    return {"greeting": request.state.greeting}
+
+
+wsgi = bridge.to_wsgi(app)

@@ -1,0 +1,132 @@
+"""to_wsgi under real WSGI servers: waitress in a thread, gunicorn (gthread) in a process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import waitress.server
+from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
+from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+import bridge
+from tests.servers import HOST, free_port, wait_for_port
+
+
+def make_api() -> FastAPI:
+    async def lifespan(app: FastAPI) -> Any:
+        yield {"pool": "lifespan pool"}
+
+    api = FastAPI(lifespan=lifespan)
+
+    @api.get("/hello")
+    async def hello(request: Request) -> dict[str, Any]:
+        return {"pool": request.state.pool, "path": request.url.path}
+
+    @api.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"length": len(await request.body())}
+
+    @api.get("/slow-stream")
+    async def slow_stream() -> StreamingResponse:
+        async def parts() -> Any:
+            yield b"first\n"
+            await asyncio.sleep(1.0)
+            yield b"second\n"
+
+        return StreamingResponse(parts(), media_type="text/plain")
+
+    return api
+
+
+@pytest.fixture(scope="module")
+def waitress_url() -> Iterator[str]:
+    api = bridge.to_wsgi(make_api())
+    legacy = Flask(__name__)
+
+    @legacy.get("/")
+    def index() -> str:
+        return "legacy flask"
+
+    app = DispatcherMiddleware(legacy, {"/api": api})
+    server = waitress.server.create_server(app, host=HOST, port=0, threads=4)
+    port = int(server.effective_port)  # type: ignore[union-attr]
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    wait_for_port(port)
+    try:
+        yield f"http://{HOST}:{port}"
+    finally:
+        server.close()
+        thread.join(5)
+        api.close()
+
+
+def test_fastapi_mounted_in_flask_under_waitress(waitress_url: str) -> None:
+    with httpx.Client(base_url=waitress_url, timeout=10) as client:
+        assert client.get("/").text == "legacy flask"
+        answer = client.get("/api/hello").json()
+        assert answer == {"pool": "lifespan pool", "path": "/api/hello"}
+        payload = os.urandom(1_000_000)
+        assert client.post("/api/echo", content=payload).json() == {"length": 1_000_000}
+        chunked = client.post("/api/echo", content=iter([payload[:500], payload[500:1500]]))
+        assert chunked.json() == {"length": 1500}
+
+
+def test_the_first_chunk_arrives_before_the_pause_ends(waitress_url: str) -> None:
+    with httpx.Client(base_url=waitress_url, timeout=10) as client:
+        started = time.monotonic()
+        with client.stream("GET", "/api/slow-stream") as response:
+            chunks = response.iter_raw()
+            first = next(chunks)
+            first_at = time.monotonic() - started
+            rest = b"".join(chunks)
+    assert first.startswith(b"first")
+    assert first_at < 0.8
+    assert (first + rest) == b"first\nsecond\n"
+
+
+def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "4",
+        "--workers",
+        "1",
+        "--bind",
+        f"{HOST}:{port}",
+        "--graceful-timeout",
+        "5",
+        "tests.apps.lifespan_fastapi:wsgi",
+    ]
+    environment = {**os.environ, "BRIDGE_MARKS": str(marks)}
+    process = subprocess.Popen(command, env=environment, cwd=Path(__file__).parent.parent)
+    try:
+        wait_for_port(port, alive=lambda: process.poll() is None)
+        answer = httpx.get(f"http://{HOST}:{port}/", timeout=10).json()
+        assert answer == {"greeting": "hello from lifespan"}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert marks.read_text().split() == ["startup", "shutdown"]
