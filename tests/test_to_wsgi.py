@@ -6,13 +6,14 @@ import asyncio
 import contextvars
 import io
 import threading
+import time
 import wsgiref.util
 import wsgiref.validate
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import BackgroundTasks, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 import bridge
@@ -116,8 +117,11 @@ def fastapi_wsgi() -> Any:
 
 
 def test_fastapi_with_lifespan_state(fastapi_wsgi: Any) -> None:
-    request_tag.set("from the server thread")
-    answer, body = call(fastapi_wsgi, environ_for("/hello"))
+    token = request_tag.set("from the server thread")
+    try:
+        answer, body = call(fastapi_wsgi, environ_for("/hello"))
+    finally:
+        request_tag.reset(token)
     assert answer.status == "200 OK"
     assert b'"pool":"the pool"' in body
     assert b'"tag":"from the server thread"' in body
@@ -236,3 +240,46 @@ def test_a_failing_startup_answers_500_with_the_cause_logged(
 def test_non_utf8_path_is_a_400() -> None:
     answer, _body = call(to_wsgi(raw_app()), environ_for("/\xff"))
     assert answer.status.startswith("400")
+
+
+def test_values_an_app_sets_do_not_leak_into_the_next_request() -> None:
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        seen.append(request_tag.get())
+        request_tag.set(scope["path"])
+        await send(START)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    wsgi = to_wsgi(app)
+    token = request_tag.set("the server's")
+    try:
+        call(wsgi, environ_for("/first"))
+        call(wsgi, environ_for("/second"))
+    finally:
+        request_tag.reset(token)
+    assert seen == ["the server's", "the server's"]
+
+
+def test_the_worker_is_freed_at_the_last_chunk_while_background_work_goes_on() -> None:
+    done = threading.Event()
+    api = FastAPI()
+
+    async def later() -> None:
+        await asyncio.sleep(0.3)
+        done.set()
+
+    @api.get("/")
+    async def index(tasks: BackgroundTasks) -> dict[str, str]:
+        tasks.add_task(later)
+        return {"ok": "yes"}
+
+    wsgi = to_wsgi(api)
+    started = time.monotonic()
+    answer, body = call(wsgi, environ_for("/"))
+    assert (answer.status, body) == ("200 OK", b'{"ok":"yes"}')
+    assert time.monotonic() - started < 0.25
+    assert not done.is_set()
+    assert done.wait(5)
