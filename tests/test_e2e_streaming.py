@@ -1,4 +1,7 @@
-"""End to end: 256 MiB each way through uvicorn in a subprocess, with bounded server memory.
+"""End to end: 256 MiB each way, with bounded server memory.
+
+to_asgi under uvicorn (both executors) and to_wsgi under waitress, each server
+in a subprocess of its own.
 
 The server (``servers.py`` run as a script) serves ``streaming_wsgi_app`` through
 ``to_asgi``. The client streams without buffering: ``iter_raw`` for the
@@ -9,14 +12,27 @@ the post-warm-up baseline by 64 MiB.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.servers import CHUNK, chunks_of, uvicorn_subprocess
+from tests.servers import (
+    CHUNK,
+    HOST,
+    Running,
+    chunks_of,
+    free_port,
+    uvicorn_subprocess,
+    wait_for_port,
+)
 
 MIB = 1024 * 1024
 TOTAL = 256 * MIB
@@ -75,9 +91,41 @@ def upload(client: httpx.Client, size: int) -> int:
     return int(response.text)
 
 
-@pytest.fixture(scope="module", params=["thread", "greenlet"])
+@contextlib.contextmanager
+def waitress_subprocess() -> Iterator[tuple[Running, subprocess.Popen[bytes]]]:
+    """waitress serving tests/apps/stream_asgi.py through to_wsgi, in its own process."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "waitress",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--threads",
+            "4",
+            "tests.apps.stream_asgi:wsgi",
+        ],
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        wait_for_port(port, alive=lambda: process.poll() is None)
+        yield Running(port=port), process
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="module", params=["thread", "greenlet", "to_wsgi under waitress"])
 def streaming_server(request: pytest.FixtureRequest) -> Any:
-    with uvicorn_subprocess(request.param) as (running, process):
+    serving = (
+        waitress_subprocess()
+        if request.param == "to_wsgi under waitress"
+        else uvicorn_subprocess(request.param)
+    )
+    with serving as (running, process):
         with httpx.Client(base_url=running.url, timeout=30) as client:
             assert int(client.get("/pid").text) == process.pid
         yield running, process
