@@ -3,9 +3,10 @@
 to_asgi under uvicorn (both executors) and to_wsgi under waitress, each server
 in a subprocess of its own.
 
-The server (``servers.py`` run as a script) serves ``streaming_wsgi_app`` through
-``to_asgi``. The client streams without buffering: ``iter_raw`` for the
-download, a generator for the upload. A sampler thread reads the server's
+The uvicorn server (``servers.py`` run as a script) serves ``streaming_wsgi_app``
+through ``to_asgi``; waitress serves ``tests/apps/stream_asgi.py``. The client
+streams without buffering: ``iter_raw`` for the download, a generator for the
+upload. A sampler thread reads the server's
 VmRSS from ``/proc/PID/status`` during the transfer; the peak may not pass
 the post-warm-up baseline by 64 MiB.
 """

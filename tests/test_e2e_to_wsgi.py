@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -130,3 +131,31 @@ def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path) -> 
             process.kill()
             process.wait(5)
     assert marks.read_text().split() == ["startup", "shutdown"]
+
+
+def test_a_client_leaving_an_endless_stream_ends_the_apps_task() -> None:
+    ended = threading.Event()
+
+    async def endless(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+        finally:
+            ended.set()
+
+    server = waitress.server.create_server(bridge.to_wsgi(endless), host=HOST, port=0, threads=2)
+    port = int(server.effective_port)  # type: ignore[union-attr]
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        with socket.create_connection((HOST, port), timeout=5) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert ended.wait(10), "the ASGI app kept streaming after the client left"
+    finally:
+        server.close()
+        thread.join(5)
