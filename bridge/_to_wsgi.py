@@ -17,7 +17,6 @@ import logging
 import os
 import threading
 import traceback
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -65,8 +64,6 @@ class AsgiToWsgi:
         self._startup_error: str | None = None
         self._shutdown: asyncio.Event | None = None
         self._lifespan_done: concurrent.futures.Future[None] | None = None
-        reference = weakref.ref(self)
-        atexit.register(lambda: _close_at_exit(reference))
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         self._ensure_started()
@@ -101,6 +98,7 @@ class AsgiToWsgi:
             if self._startup_error is not None:
                 logger.error("lifespan startup of %r failed: %s", self.app, self._startup_error)
             self._started_in = os.getpid()
+            _open.add(self)  # a started lifespan is held until shutdown ran
 
     async def _lifespan(self, outcome: concurrent.futures.Future[str | None]) -> None:
         self._shutdown = shutdown = asyncio.Event()
@@ -142,6 +140,7 @@ class AsgiToWsgi:
 
     def close(self) -> None:
         """Run lifespan shutdown (once), waiting up to ``shutdown_timeout`` s."""
+        _open.discard(self)
         with self._lock:
             if self._started_in != os.getpid() or not self.runner.running:
                 return
@@ -173,9 +172,12 @@ def _answer(start_response: StartResponse, status: int, text: str) -> Iterable[b
     return [body]
 
 
-def _close_at_exit(reference: weakref.ref[AsgiToWsgi]) -> None:
-    bridge = reference()
-    if bridge is not None:
+_open: set[AsgiToWsgi] = set()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for bridge in list(_open):
         bridge.close()
 
 
