@@ -148,3 +148,27 @@ async def close_adapter(app: Any) -> None:
         await executor.aclose()
     elif hasattr(executor, "shutdown"):  # a2wsgi's ThreadPoolExecutor
         executor.shutdown(wait=False)
+
+
+def make_fastapi_app() -> ASGIApp:
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse
+
+    api = FastAPI()
+
+    @api.get("/", response_class=PlainTextResponse)
+    async def hello() -> str:
+        return HELLO_BODY.decode()
+
+    return api  # type: ignore[return-value]
+
+
+def fastapi_as_wsgi(adapter: str) -> WSGIApp:
+    """The FastAPI hello world under a WSGI server: ``bridge`` (to_wsgi) or ``a2wsgi``."""
+    if adapter == "bridge":
+        import bridge
+
+        return bridge.to_wsgi(make_fastapi_app())  # type: ignore[arg-type]
+    import a2wsgi
+
+    return a2wsgi.ASGIMiddleware(make_fastapi_app())  # type: ignore[no-any-return]

@@ -58,7 +58,13 @@ def _announce(port: int) -> None:
 def _load_app(name: str):  # type: ignore[no-untyped-def]
     import apps
 
-    return apps.make_flask_app() if name == "flask" else apps.stream_app
+    if name == "flask":
+        return apps.make_flask_app()
+    if name == "hello":
+        return apps.hello_app
+    if name.startswith("fastapi-"):  # a FastAPI app as WSGI, through to_wsgi or a2wsgi
+        return apps.fastapi_as_wsgi(name.removeprefix("fastapi-"))
+    return apps.stream_app
 
 
 def _serve_uvicorn(sock: socket.socket, adapter: str, app_name: str, http: str) -> None:
@@ -92,7 +98,6 @@ def _serve_gunicorn(sock: socket.socket, app_name: str) -> None:
         "loglevel": "warning",
         "accesslog": None,
     }
-    wsgi = _load_app(app_name)
 
     class Gunicorn(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -100,7 +105,8 @@ def _serve_gunicorn(sock: socket.socket, app_name: str) -> None:
                 self.cfg.set(key, value)
 
         def load(self):  # type: ignore[no-untyped-def]
-            return wsgi
+            # In the worker, after the fork: a2wsgi's loop thread would not survive it.
+            return _load_app(app_name)
 
     Gunicorn().run()
 
@@ -109,7 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--server", choices=["uvicorn", "waitress", "gunicorn"], required=True)
     parser.add_argument("--adapter", default="")
-    parser.add_argument("--app", choices=["flask", "stream"], required=True)
+    parser.add_argument(
+        "--app",
+        choices=["flask", "stream", "hello", "fastapi-bridge", "fastapi-a2wsgi"],
+        required=True,
+    )
     parser.add_argument("--http", default="h11")
     parser.add_argument("--cpu", type=int, default=-1)
     args = parser.parse_args()
