@@ -270,3 +270,19 @@ async def test_executors_by_instance_and_unknown_names() -> None:
     assert pool.threads == 1
     with pytest.raises(ConfigurationError, match="unknown executor 'fibers'"):
         sync_to_async(thread_id, executor="fibers")
+
+
+async def test_errors_from_async_code_reach_sync_code_with_their_traceback(executor: str) -> None:
+    async def deep_failure() -> None:
+        await anyio.lowlevel.checkpoint()
+        raise ValueError("from the async side")
+
+    def calls_async() -> str:
+        try:
+            bridge.await_(deep_failure())
+        except ValueError as error:
+            return "".join(traceback.format_tb(error.__traceback__))
+        return "no error"
+
+    trace = await sync_to_async(calls_async, executor=executor)()
+    assert "deep_failure" in trace
