@@ -62,6 +62,13 @@ class WsgiCall:
     def respond(self, start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.copy_context()
         self.loop.call_soon_threadsafe(self._spawn, context)
+        try:
+            return self._until_start(start_response)
+        except BaseException:
+            self.close()  # no iterable will reach the server: release the app here
+            raise
+
+    def _until_start(self, start_response: StartResponse) -> Iterable[bytes]:
         while True:
             event = self.events.get()
             kind = event[0]

@@ -283,3 +283,26 @@ def test_the_worker_is_freed_at_the_last_chunk_while_background_work_goes_on() -
     assert time.monotonic() - started < 0.25
     assert not done.is_set()
     assert done.wait(5)
+
+
+def test_a_failing_wsgi_input_releases_the_app() -> None:
+    released = threading.Event()
+
+    class Broken(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise OSError("client gone mid-upload")
+
+    async def reader(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        try:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+        finally:
+            released.set()
+
+    environ = environ_for("/", "POST", b"x" * 10)
+    environ["wsgi.input"] = Broken()
+    with pytest.raises(OSError, match="mid-upload"):
+        to_wsgi(reader)(environ, Answer().start_response)
+    assert released.wait(5)
