@@ -15,6 +15,7 @@ import atexit
 import concurrent.futures
 import logging
 import os
+import sys
 import threading
 import traceback
 from collections.abc import Iterable
@@ -179,6 +180,25 @@ _open: set[AsgiToWsgi] = set()
 def _close_at_exit() -> None:
     for bridge in list(_open):
         bridge.close()
+
+
+def _hook_uwsgi() -> None:
+    # uWSGI ends its workers without running Python's atexit on some paths; its
+    # own uwsgi.atexit hook runs on those too (chained, not replaced).
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return
+    previous = getattr(uwsgi, "atexit", None)
+
+    def close_all() -> None:
+        _close_at_exit()
+        if previous is not None:
+            previous()
+
+    uwsgi.atexit = close_all
+
+
+_hook_uwsgi()
 
 
 def to_wsgi(

@@ -159,3 +159,39 @@ def test_a_client_leaving_an_endless_stream_ends_the_apps_task() -> None:
     finally:
         server.close()
         thread.join(5)
+
+
+def test_uwsgi_with_threads_serves_and_runs_lifespan_shutdown_on_sigterm(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    port = free_port()
+    uwsgi = Path(sys.executable).with_name("uwsgi")
+    command = [
+        str(uwsgi),
+        "--http-socket",
+        f"{HOST}:{port}",
+        "--module",
+        "tests.apps.lifespan_fastapi:wsgi",
+        "--master",
+        "--processes",
+        "1",
+        "--threads",
+        "4",
+        "--die-on-term",
+        "--need-app",
+        "--disable-logging",
+    ]
+    environment = {**os.environ, "BRIDGE_MARKS": str(marks)}
+    process = subprocess.Popen(
+        command, env=environment, cwd=Path(__file__).parent.parent, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port, alive=lambda: process.poll() is None)
+        answer = httpx.get(f"http://{HOST}:{port}/", timeout=10).json()
+        assert answer == {"greeting": "hello from lifespan"}
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert marks.read_text().split() == ["startup", "shutdown"]
