@@ -195,7 +195,7 @@ def _hook_uwsgi() -> None:
         if previous is not None:
             previous()
 
-    uwsgi.atexit = close_all
+    setattr(uwsgi, "atexit", close_all)  # noqa: B010 (uwsgi is only known at run time)
 
 
 _hook_uwsgi()
