@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import socket
@@ -205,3 +206,35 @@ def _first_answer(url: str, process: subprocess.Popen[bytes]) -> Any:
         except httpx.TransportError:  # noqa: PERF203 (a bounded start-up poll)
             time.sleep(0.05)
     raise AssertionError("uWSGI did not answer")
+
+
+def test_gunicorn_gevent_worker_overlaps_slow_requests() -> None:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class",
+        "gevent",
+        "--workers",
+        "1",
+        "--bind",
+        f"{HOST}:{port}",
+        "tests.apps.slow_asgi:wsgi",
+    ]
+    process = subprocess.Popen(command, cwd=Path(__file__).parent.parent, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, alive=lambda: process.poll() is None)
+
+        def one(_: int) -> str:
+            return httpx.get(f"http://{HOST}:{port}/", timeout=10).text
+
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(one, range(16)))
+        elapsed = time.monotonic() - started
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert answers == ["slept"] * 16
+    assert elapsed < 2.5, f"16 requests of 0.5 s took {elapsed:.2f} s: they did not overlap"
