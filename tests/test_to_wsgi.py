@@ -56,10 +56,10 @@ class Answer:
         return next((v for k, v in self.headers if k.lower() == name), None)
 
 
-def call(app: Any, environ: dict[str, Any], validate: bool = True) -> tuple[Answer, bytes]:
+def call(app: Any, environ: dict[str, Any]) -> tuple[Answer, bytes]:
+    """Call as a WSGI server would, through the stdlib validator (it checks both sides)."""
     answer = Answer()
-    wsgi = wsgiref.validate.validator(app) if validate else app
-    iterable: Iterable[bytes] = wsgi(environ, answer.start_response)
+    iterable: Iterable[bytes] = wsgiref.validate.validator(app)(environ, answer.start_response)
     try:
         body = b"".join(iterable)
     finally:
@@ -138,7 +138,7 @@ def test_post_body_streams_from_wsgi_input(fastapi_wsgi: Any) -> None:
 def test_chunked_upload_without_length_reads_to_the_end(fastapi_wsgi: Any) -> None:
     environ = environ_for("/echo", "POST", **{"wsgi.input_terminated": True})
     environ["wsgi.input"] = io.BytesIO(b"abcdef" * 50_000)
-    _, body = call(fastapi_wsgi, environ, validate=False)
+    _, body = call(fastapi_wsgi, environ)
     assert body == b'{"length":300000,"head":"abcde"}'
 
 
@@ -180,7 +180,7 @@ def test_an_app_that_sends_nothing_gets_a_500_not_a_hang() -> None:
 
 
 def test_an_error_after_start_before_body_replaces_the_headers() -> None:
-    answer, _body = call(to_wsgi(raw_app(START, raise_after=True)), environ_for(), validate=False)
+    answer, _body = call(to_wsgi(raw_app(START, raise_after=True)), environ_for())
     assert answer.status.startswith("500")
     assert answer.calls == 2
 
@@ -188,7 +188,7 @@ def test_an_error_after_start_before_body_replaces_the_headers() -> None:
 def test_an_error_after_a_body_chunk_reaches_the_server() -> None:
     chunk = {"type": "http.response.body", "body": b"partial", "more_body": True}
     with pytest.raises(KeyError, match="after"):
-        call(to_wsgi(raw_app(START, chunk, raise_after=True)), environ_for(), validate=False)
+        call(to_wsgi(raw_app(START, chunk, raise_after=True)), environ_for())
 
 
 @pytest.mark.parametrize("value", [b"a\r\nSet-Cookie: evil=1", b"a\x00b"])
