@@ -12,7 +12,8 @@ Usage::
    and a plain WSGI hello world on the same server: that server's own cost
    per request, the bound no bridge can pass.
 
-It prints markdown tables and writes ``benchmarks/results/to_wsgi.json``.
+It prints markdown tables and writes ``benchmarks/results/to_wsgi.json`` and
+``docs/to_wsgi.png``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import bridge
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "to_wsgi.json"
+PLOT = HERE.parent / "docs" / "to_wsgi.png"
 
 
 async def raw_hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -180,14 +182,46 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot(results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inproc = results["inprocess"]
+    floor = inproc["ASGI app on a loop in the calling thread (floor)"]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    names = [name for name in inproc if "floor" not in name]
+    left.barh(names, [inproc[name] - floor for name in names], color=["tab:blue", "tab:gray"])
+    left.set_title("in process: overhead µs per request, lower is better", fontsize=10)
+    servers = list(results["e2e"])
+    columns = ["bridge.to_wsgi", "a2wsgi", "plain WSGI hello (bound)"]
+    colors = ["tab:blue", "tab:gray", "tab:green"]
+    width = 0.25
+    for index, (column, color) in enumerate(zip(columns, colors, strict=True)):
+        values = [results["e2e"][server][column] for server in servers]
+        positions = [place + (index - 1) * width for place in range(len(servers))]
+        right.bar(positions, values, width, label=column, color=color)
+    right.set_xticks(range(len(servers)), servers)
+    right.set_title("end to end: FastAPI hello world, requests/s, higher is better", fontsize=10)
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--plot-only", action="store_true", help=f"redraw from {RESULTS.name}")
     args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()))
+        return
     print(f"$ {' '.join(sys.orig_argv)}\n")
     results = {"inprocess": inprocess(args.quick), "e2e": end_to_end(args.quick)}
     print(report(results))
     RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    plot(results)
 
 
 if __name__ == "__main__":
