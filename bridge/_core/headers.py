@@ -104,20 +104,20 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise InvalidHeader(f"each header must be a (name, value) tuple, got {item!r}")
-        try:
-            pair = _pair_cache.get(item)
-        except TypeError:  # an unhashable value: _encode_pair says what is wrong
-            pair = None
-        if pair is None:
-            pair = _encode_pair(item)
-            if pair is None:
-                continue
-        encoded.append(pair)
+        pair = encode_pair(item)
+        if pair is not None:
+            encoded.append(pair)
     return encoded
 
 
-def _encode_pair(item: tuple[object, object]) -> tuple[bytes, bytes] | None:
+def encode_pair(item: tuple[object, object]) -> tuple[bytes, bytes] | None:
     """One header checked and encoded; ``None`` for a hop-by-hop header, which is dropped."""
+    try:
+        cached = _pair_cache.get(item)
+    except TypeError:  # an unhashable value: the checks below say what is wrong
+        cached = None
+    if cached is not None:
+        return cached
     name, value = item
     raw_name = encode_name(name)
     pair = (raw_name, encode_value(str(name), value))  # name is a str: encode_name checked

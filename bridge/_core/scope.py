@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from .._errors import BadRequest, InvalidHeader, InvalidStatus
 from .._types import Environ, Scope
-from .headers import HOP_BY_HOP, _warn_hop_by_hop, encode_name, encode_value
+from .headers import encode_pair
 
 WSGI_ENVIRON_KEY = "wsgi.environ"
 """The scope key under which the ASGI app finds the WSGI environ."""
@@ -97,16 +97,11 @@ def wsgi_headers(headers: object) -> list[tuple[str, str]]:
     for item in headers or ():  # type: ignore[attr-defined]
         try:
             raw_name, raw_value = item
-            name = bytes(raw_name).decode("latin-1")
-            value = bytes(raw_value).decode("latin-1")
+            pair = (bytes(raw_name).decode("latin-1"), bytes(raw_value).decode("latin-1"))
         except (TypeError, ValueError) as error:
             raise InvalidHeader(
                 f"the ASGI app sent the header {item!r}; send (name, value) pairs of bytes"
             ) from error
-        encoded = encode_name(name)
-        encode_value(name, value)
-        if encoded in HOP_BY_HOP:
-            _warn_hop_by_hop(encoded)
-            continue
-        result.append((name, value))
+        if encode_pair(pair) is not None:  # None: a hop-by-hop header, dropped
+            result.append(pair)
     return result
