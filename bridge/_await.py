@@ -29,7 +29,7 @@ from contextvars import copy_context
 from typing import TypeVar
 
 from ._errors import AwaitError
-from ._executors import ThreadJob, current_job
+from ._executors import ThreadJob, close_unawaited, current_job
 from ._executors._loop import InContext, loop_is_running
 
 T = TypeVar("T")
@@ -58,20 +58,26 @@ def await_(awaitable: Awaitable[T]) -> T:
     if job is not None:
         return job.await_(awaitable, copy_context())
     if loop_is_running():
-        close = getattr(awaitable, "close", None)
-        if close is not None:
-            close()
+        close_unawaited(awaitable)
         raise AwaitError(
             "await_() was called on a thread whose event loop is running, outside a bridge "
             "worker; waiting here would block that loop forever. In async code use `await`; "
             "to run sync code that calls await_(), go through bridge.to_asgi() or run it in "
             "a worker thread"
         )
-    driven = _drive(InContext(copy_context(), awaitable))
     loop = _asgiref_loop()
     if loop is not None:
+        driven = _drive(InContext(copy_context(), awaitable))
         return asyncio.run_coroutine_threadsafe(driven, loop).result()
-    return _own_loop().run_until_complete(driven)
+    return _on_own_loop(awaitable)
+
+
+def _on_own_loop(awaitable: Awaitable[T]) -> T:
+    """Run ``awaitable`` on this thread's long-lived loop, in a copy of the caller's context."""
+    owner = _thread_loops.owner
+    if owner is None or owner.loop.is_closed():
+        owner = _thread_loops.owner = _LoopOwner()
+    return owner.loop.run_until_complete(_drive(InContext(copy_context(), awaitable)))
 
 
 def _asgiref_loop() -> asyncio.AbstractEventLoop | None:
@@ -103,18 +109,11 @@ def await_here(awaitable: Awaitable[T]) -> T:
         return job.await_(awaitable, copy_context())
     if job is None and loop_is_running():
         return await_(awaitable)  # raises AwaitError, saying what to do instead
-    return _own_loop().run_until_complete(_drive(InContext(copy_context(), awaitable)))
+    return _on_own_loop(awaitable)
 
 
 async def _drive(awaitable: Awaitable[T]) -> T:
     return await awaitable
-
-
-def _own_loop() -> asyncio.AbstractEventLoop:
-    owner = _thread_loops.owner
-    if owner is None or owner.loop.is_closed():
-        owner = _thread_loops.owner = _LoopOwner()
-    return owner.loop
 
 
 def _forget_loops_after_fork() -> None:

@@ -133,11 +133,7 @@ def async_to_sync(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:
     if not callable(function):
         raise ConfigurationError(f"async_to_sync() needs an async function, got {function!r}")
 
-    @functools.wraps(function)
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await_(function(*args, **kwargs))
-
-    return call
+    return _calling_through(await_, function)
 
 
 def flask_async_views(app: R, *, loop: str = "server") -> R:
@@ -160,15 +156,19 @@ def flask_async_views(app: R, *, loop: str = "server") -> R:
     if loop == "server":
         app.async_to_sync = async_to_sync  # type: ignore[attr-defined]
     elif loop == "thread":
-        app.async_to_sync = _on_own_loop  # type: ignore[attr-defined]
+        app.async_to_sync = functools.partial(_calling_through, await_here)  # type: ignore[attr-defined]
     else:
         raise ConfigurationError(f"loop must be 'server' or 'thread', got {loop!r}")
     return app
 
 
-def _on_own_loop(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+def _calling_through(
+    wait: Callable[[Awaitable[R]], R], function: Callable[P, Awaitable[R]]
+) -> Callable[P, R]:
+    """A sync function that calls ``function`` and waits for its result with ``wait``."""
+
     @functools.wraps(function)
     def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await_here(function(*args, **kwargs))
+        return wait(function(*args, **kwargs))
 
     return call

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from .._errors import ConfigurationError
 from ._base import Executor
 from ._greenlet import GreenletExecutor
-from ._job import Job, current_job
+from ._job import Job, close_unawaited, current_job
 from ._thread import StickyThread, ThreadExecutor, ThreadJob, sync_thread_job
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "StickyThread",
     "ThreadExecutor",
     "ThreadJob",
+    "close_unawaited",
     "current_job",
     "make_executor",
     "resolve_executor",

@@ -30,7 +30,7 @@ import greenlet
 from .._errors import ConfigurationError
 from . import _asgiref
 from ._base import Executor
-from ._job import Job, JobGreenlet, Sink
+from ._job import Job, JobGreenlet, Sink, close_unawaited
 from ._loop import InContext
 
 T = TypeVar("T")
@@ -67,9 +67,7 @@ class GreenletJob(Job[T]):
 
     def await_(self, awaitable: Awaitable[R], context: Context | None = None) -> R:
         if self.interrupted is not None:
-            close = getattr(awaitable, "close", None)
-            if close is not None:
-                close()
+            close_unawaited(awaitable)
             raise self.interrupted
         # We are on the loop's thread, inside the driver task's step: the first
         # step of the awaitable can run right here. Most finish or suspend in it;

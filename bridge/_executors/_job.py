@@ -76,6 +76,13 @@ class JobGreenlet(greenlet.greenlet):
     job: Job[Any] | None = None
 
 
+def close_unawaited(awaitable: object) -> None:
+    """Close a coroutine that will never be awaited, so Python does not warn about it."""
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()
+
+
 def current_job() -> Job[Any] | None:
     """The job whose sync code is running here, if any."""
     current = greenlet.getcurrent()

@@ -24,7 +24,7 @@ import anyio
 
 from .._errors import ConfigurationError, WorkAbandoned
 from ._base import Executor
-from ._job import Job, Sink, thread_job
+from ._job import Job, Sink, close_unawaited, thread_job
 from ._loop import InContext, Waker, current_waker
 
 T = TypeVar("T")
@@ -123,7 +123,7 @@ class ThreadJob(Job[T]):
 
     def await_(self, awaitable: Awaitable[R], context: Context | None = None) -> R:
         if self.interrupted is not None:
-            _close_unawaited(awaitable)
+            close_unawaited(awaitable)
             raise self.interrupted
         reply = _Reply()
         calls = self._calls
@@ -235,12 +235,6 @@ class ThreadJob(Job[T]):
         finally:
             assert self._calls is not None
             self._calls.put(reply)
-
-
-def _close_unawaited(awaitable: object) -> None:
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()
 
 
 class _Crew:
