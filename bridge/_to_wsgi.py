@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import logging
 import os
+import queue
 import sys
 import threading
-import traceback
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +24,7 @@ from ._core.response import plain_wsgi_response
 from ._core.scope import scope_from_environ
 from ._errors import BadRequest, ConfigurationError
 from ._executors._loop_thread import LoopThread
+from ._executors._waiting import Mailbox, new_mailbox
 from ._types import ASGIApp, Environ, Message, StartResponse
 from ._wsgi_call import WsgiCall
 
@@ -64,7 +64,7 @@ class AsgiToWsgi:
         self._started_in: int | None = None  # the pid whose loop ran startup
         self._startup_error: str | None = None
         self._shutdown: asyncio.Event | None = None
-        self._lifespan_done: concurrent.futures.Future[None] | None = None
+        self._lifespan_task: asyncio.Task[None] | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         self._ensure_started()
@@ -90,20 +90,28 @@ class AsgiToWsgi:
                 return
             self.state = {}
             self._startup_error = None
-            outcome: concurrent.futures.Future[str | None] = concurrent.futures.Future()
-            self._lifespan_done = self.runner.submit(self._lifespan(outcome))
+            outcome: Mailbox[str | None] = new_mailbox()
+            self.runner.spawn(self._lifespan(outcome))
             try:
-                self._startup_error = outcome.result(self.startup_timeout)
-            except concurrent.futures.TimeoutError:
+                self._startup_error = outcome.get(timeout=self.startup_timeout)
+            except queue.Empty:
                 self._startup_error = f"startup took more than {self.startup_timeout} s"
             if self._startup_error is not None:
                 logger.error("lifespan startup of %r failed: %s", self.app, self._startup_error)
             self._started_in = os.getpid()
             _open.add(self)  # a started lifespan is held until shutdown ran
 
-    async def _lifespan(self, outcome: concurrent.futures.Future[str | None]) -> None:
+    async def _lifespan(self, outcome: Mailbox[str | None]) -> None:
+        """The app's lifespan task; ``outcome`` hears once: ``None``, or why startup failed."""
+        self._lifespan_task = asyncio.current_task()
         self._shutdown = shutdown = asyncio.Event()
         asked = False
+        answer: list[str | None] = []
+
+        def settle(value: str | None) -> None:
+            if not answer:
+                answer.append(value)
+                outcome.put(value)
 
         async def receive() -> Message:
             nonlocal asked
@@ -116,9 +124,9 @@ class AsgiToWsgi:
         async def send(message: Message) -> None:
             kind = message["type"]
             if kind == "lifespan.startup.complete":
-                _settle(outcome, None)
+                settle(None)
             elif kind == "lifespan.startup.failed":
-                _settle(outcome, message.get("message") or "lifespan.startup.failed")
+                settle(message.get("message") or "lifespan.startup.failed")
             elif kind == "lifespan.shutdown.failed":
                 logger.error("lifespan shutdown of %r failed: %s", self.app, message.get("message"))
 
@@ -127,17 +135,17 @@ class AsgiToWsgi:
         try:
             await self.app(scope, receive, send)
         except BaseException as error:
-            if outcome.done():
-                if outcome.result() is None:
+            if answer:
+                if answer[0] is None:
                     logger.error("the ASGI app's lifespan failed", exc_info=error)
             else:
                 # An app that raises before answering startup has no lifespan: go on without.
                 logger.debug("%r does not support lifespan: %s", self.app, error)
-                _settle(outcome, None)
+                settle(None)
             if not isinstance(error, Exception):
                 raise
         finally:
-            _settle(outcome, None)
+            settle(None)
 
     def close(self) -> None:
         """Run lifespan shutdown (once), waiting up to ``shutdown_timeout`` s."""
@@ -146,25 +154,23 @@ class AsgiToWsgi:
             if self._started_in != os.getpid() or not self.runner.running:
                 return
             self._started_in = None
-            shutdown, done = self._shutdown, self._lifespan_done
-        if shutdown is not None and done is not None and not done.done():
-            self.runner.call_soon(shutdown.set)
-            try:
-                done.result(self.shutdown_timeout)
-            except concurrent.futures.TimeoutError:
-                logger.error(
-                    "lifespan shutdown of %r took over %s s", self.app, self.shutdown_timeout
-                )
-            except BaseException:
-                logger.debug("lifespan ended with an error:\n%s", traceback.format_exc())
+            shutdown, task = self._shutdown, self._lifespan_task
+        if shutdown is None or task is None or task.done():
+            return
+        ended: Mailbox[None] = new_mailbox()  # made here: close() may run on any thread
+
+        def begin_shutdown() -> None:
+            task.add_done_callback(lambda _: ended.put(None))
+            shutdown.set()
+
+        self.runner.call_soon(begin_shutdown)
+        try:
+            ended.get(timeout=self.shutdown_timeout)
+        except queue.Empty:
+            logger.error("lifespan shutdown of %r took over %s s", self.app, self.shutdown_timeout)
 
     def __repr__(self) -> str:
         return f"to_wsgi({self.app!r})"
-
-
-def _settle(outcome: concurrent.futures.Future[str | None], value: str | None) -> None:
-    if not outcome.done():
-        outcome.set_result(value)
 
 
 def _answer(start_response: StartResponse, status: int, text: str) -> Iterable[bytes]:

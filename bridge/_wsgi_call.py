@@ -3,7 +3,7 @@
 Theory of operation. The ASGI app runs as a task on the bridge's loop thread.
 Everything it needs from the server thread (a piece of ``wsgi.input``) and
 everything it produces (the response start, body chunks, its end) crosses
-as an event on one thread-safe queue that the server thread waits on. The
+as an event on one mailbox that the server thread (or gevent greenlet) waits on. The
 server thread reads the body only when the app's ``receive()`` asks for it,
 and hands body chunks to the server as it yields them. A few chunks may wait
 in the queue; past that the app's ``send()`` waits for the server (backpressure).
@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import queue
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._core.response import plain_wsgi_response
 from ._core.scope import wsgi_headers, wsgi_status
 from ._errors import AppProtocolError, BridgeError, ClientDisconnected
+from ._executors._waiting import Mailbox, new_mailbox
 from ._types import Environ, Message, Scope, StartResponse
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class WsgiCall:
         self.bridge = bridge
         self.environ = environ
         self.scope = scope
-        self.events: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.events: Mailbox[tuple[Any, ...]] = new_mailbox()
         self.loop = bridge.runner.loop
         self.task: asyncio.Task[None] | None = None
         self.label = f"{scope['method']} {scope['path']!r}"

@@ -3,20 +3,21 @@
 ``to_wsgi`` runs every request of a process on one such loop, so lifespan
 state (pools, clients) made at startup serves every request. The thread is
 started on first use, and a forked child (gunicorn with ``--preload``, uWSGI)
-starts a fresh one: a loop and its thread do not survive a fork.
+starts a fresh one: a loop and its thread do not survive a fork. Under
+gevent's monkey-patching the thread is still a real OS thread (see
+``_waiting``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from ._waiting import new_mailbox, start_os_thread
 
 
 class LoopThread:
@@ -26,8 +27,7 @@ class LoopThread:
         self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._ended: Any = None  # a mailbox that hears when the thread ends
         reference = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget(reference))
 
@@ -44,45 +44,47 @@ class LoopThread:
             return self._loop
 
     def _start(self) -> None:
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        ready, ended = new_mailbox(), new_mailbox()
 
         def serve() -> None:
+            loop = asyncio.new_event_loop()
             asyncio.set_event_loop(loop)
-            loop.call_soon(ready.set)
+            loop.call_soon(ready.put, loop)
             try:
                 loop.run_forever()
             finally:
                 loop.close()
+                ended.put(None)
 
-        self._thread = threading.Thread(target=serve, name=self.name, daemon=True)
-        self._thread.start()
-        ready.wait()
-        self._loop = loop
+        start_os_thread(serve, self.name)
+        self._loop = ready.get()
+        self._ended = ended
 
     @property
     def running(self) -> bool:
         return self._loop is not None and self._loop.is_running()
 
-    def in_loop_thread(self) -> bool:
-        return self._thread is threading.current_thread()
-
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        """Run ``coroutine`` as a task on the loop; its result as a thread-safe future."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
     def call_soon(self, callback: Callable[..., object], *args: object) -> None:
         self.loop.call_soon_threadsafe(callback, *args)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, object]) -> None:
+        """Run ``coroutine`` as a task on the loop; it reports its own outcome."""
+        loop = self.loop
+        loop.call_soon_threadsafe(loop.create_task, coroutine)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the loop and wait up to ``timeout`` s for its thread."""
         with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(loop.stop)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            loop, ended = self._loop, self._ended
+            self._loop = self._ended = None
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if ended is not None:
+            try:
+                ended.get(timeout=timeout)
+            except Exception:  # queue.Empty: the thread is busy; it is a daemon
+                return
 
 
 def _forget(reference: weakref.ref[LoopThread]) -> None:
@@ -90,5 +92,4 @@ def _forget(reference: weakref.ref[LoopThread]) -> None:
     if runner is not None:
         runner._lock = threading.Lock()
         runner._loop = None
-        runner._thread = None
-        runner._pid = os.getpid()
+        runner._ended = None
