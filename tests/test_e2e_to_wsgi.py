@@ -101,7 +101,8 @@ def test_the_first_chunk_arrives_before_the_pause_ends(waitress_url: str) -> Non
     assert (first + rest) == b"first\nsecond\n"
 
 
-def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker", ["gthread", "gevent"])
+def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path, worker: str) -> None:
     marks = tmp_path / "marks"
     port = free_port()
     command = [
@@ -109,7 +110,7 @@ def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path) -> 
         "-m",
         "gunicorn",
         "--worker-class",
-        "gthread",
+        worker,
         "--threads",
         "4",
         "--workers",
@@ -126,6 +127,10 @@ def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path) -> 
         wait_for_port(port, alive=lambda: process.poll() is None)
         answer = httpx.get(f"http://{HOST}:{port}/", timeout=10).json()
         assert answer == {"greeting": "hello from lifespan"}
+        answer = httpx.get(f"http://{HOST}:{port}/sync", timeout=10).json()
+        assert answer == {"greeting": "HELLO FROM LIFESPAN"}
+        where = httpx.get(f"http://{HOST}:{port}/where", timeout=10).json()
+        assert where["loop_thread"] != where["pid"], "the loop runs in the worker's main thread"
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -28,6 +29,18 @@ app = FastAPI(lifespan=lifespan)
 @app.get("/")
 async def index(request: Request) -> dict[str, str]:
     return {"greeting": request.state.greeting}
+
+
+@app.get("/where")
+async def where() -> dict[str, int]:
+    """The OS thread the loop runs in; the worker's main thread has the process id as its id."""
+    return {"loop_thread": threading.get_native_id(), "pid": os.getpid()}
+
+
+@app.get("/sync")
+def sync_endpoint(request: Request) -> dict[str, str]:
+    """A sync endpoint: FastAPI runs it in a worker thread of the loop (anyio)."""
+    return {"greeting": request.state.greeting.upper()}
 
 
 wsgi = bridge.to_wsgi(app)
