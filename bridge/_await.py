@@ -73,11 +73,14 @@ def await_(awaitable: Awaitable[T]) -> T:
 
 
 def _on_own_loop(awaitable: Awaitable[T]) -> T:
-    """Run ``awaitable`` on this thread's long-lived loop, in a copy of the caller's context."""
+    """Run ``awaitable`` on this thread's long-lived loop, in a copy of the caller's context.
+
+    The copy is the one the loop's new task takes of this thread's context.
+    """
     owner = _thread_loops.owner
     if owner is None or owner.loop.is_closed():
         owner = _thread_loops.owner = _LoopOwner()
-    return owner.loop.run_until_complete(_drive(InContext(copy_context(), awaitable)))
+    return owner.loop.run_until_complete(awaitable)
 
 
 def _asgiref_loop() -> asyncio.AbstractEventLoop | None:

@@ -154,11 +154,18 @@ def flask_async_views(app: R, *, loop: str = "server") -> R:
     if not hasattr(app, "ensure_sync"):
         raise ConfigurationError(f"flask_async_views() needs a Flask app, got {app!r}")
     if loop == "server":
-        app.async_to_sync = async_to_sync  # type: ignore[attr-defined]
+        wait: Callable[[Awaitable[Any]], Any] = await_
     elif loop == "thread":
-        app.async_to_sync = functools.partial(_calling_through, await_here)  # type: ignore[attr-defined]
+        wait = await_here
     else:
         raise ConfigurationError(f"loop must be 'server' or 'thread', got {loop!r}")
+
+    def flask_async_to_sync(view: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        # Flask asks for this once per request and calls the result at once:
+        # a bare closure, without functools.wraps, is all it needs.
+        return lambda *args, **kwargs: wait(view(*args, **kwargs))
+
+    app.async_to_sync = flask_async_to_sync  # type: ignore[attr-defined]
     return app
 
 
