@@ -9,6 +9,7 @@ Layout (each layer imports only from those above it in this list):
 * ``_exchange``, ``_to_asgi``: WSGI app under ASGI: one request's life, the app object.
 * ``_wsgi_call``, ``_to_wsgi``: ASGI app under WSGI: one request's life, the app object.
 * ``_await``, ``_helpers``: ``await_``, ``sync_to_async``, ``async_to_sync`` for user code.
+* ``_detect``, ``_lifespans``, ``_fallback``: ``fallback``, several apps behind one URL space.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ._errors import ConfigurationError as ConfigurationError
 from ._errors import InvalidChunk as InvalidChunk
 from ._errors import InvalidHeader as InvalidHeader
 from ._errors import InvalidStatus as InvalidStatus
+from ._errors import LifespanFailed as LifespanFailed
 from ._errors import RequestBodyTooLarge as RequestBodyTooLarge
 from ._errors import StartResponseError as StartResponseError
 from ._errors import UnsupportedScope as UnsupportedScope
@@ -32,6 +34,7 @@ from ._errors import WorkAbandoned as WorkAbandoned
 from ._executors import Executor as Executor
 from ._executors import GreenletExecutor as GreenletExecutor
 from ._executors import ThreadExecutor as ThreadExecutor
+from ._fallback import fallback as fallback
 from ._helpers import async_to_sync as async_to_sync
 from ._helpers import flask_async_views as flask_async_views
 from ._helpers import sync_to_async as sync_to_async
@@ -56,6 +59,7 @@ __all__ = (
     "InvalidChunk",
     "InvalidHeader",
     "InvalidStatus",
+    "LifespanFailed",
     "RequestBodyTooLarge",
     "StartResponseError",
     "ThreadExecutor",
@@ -65,6 +69,7 @@ __all__ = (
     "WsgiToAsgi",
     "async_to_sync",
     "await_",
+    "fallback",
     "flask_async_views",
     "sync_to_async",
     "to_asgi",

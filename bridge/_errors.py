@@ -81,3 +81,7 @@ class WorkAbandoned(BridgeError):
 
 class AwaitError(BridgeError, RuntimeError):
     """``await_`` was called from a place where waiting would deadlock or cannot work."""
+
+
+class LifespanFailed(BridgeError, RuntimeError):
+    """An app's lifespan startup failed; the message names the app and its reason."""
