@@ -44,13 +44,14 @@ class _Replay:
         self._kept_bytes = 0
         self._position = 0
         self.complete = True  # every message read so far is kept
+        self.keeping = True  # false for the last app: nobody reads after it
 
     async def receive(self) -> Message:
         if self._position < len(self._kept):
             self._position += 1
             return self._kept[self._position - 1]
         message = await self._receive()
-        if self.complete:
+        if self.complete and self.keeping:
             self._kept_bytes += len(message.get("body", b"") or b"")
             if self._kept_bytes > self._limit:
                 self.complete = False
@@ -168,6 +169,7 @@ class Fallback:
             if self.log_fallthrough:
                 method = scope.get("method", "WEBSOCKET")
                 logger.info("%s %s: no route in %s, passed on", method, scope["path"], member.name)
+        replay.keeping = False
         await last.app(dict(scope), replay.receive, send)
 
 

@@ -143,6 +143,23 @@ def test_a_websocket_with_no_route_in_front_reaches_the_next_app() -> None:
         assert socket.receive_text() == "echo /legacy-socket"
 
 
+def test_a_wsgi_app_declines_websockets_by_closing_them(calls: list[str]) -> None:
+    with (
+        TestClient(bridge.fallback(make_legacy(calls), websocket_echo)) as client,
+        client.websocket_connect("/socket") as socket,
+    ):
+        assert socket.receive_text() == "echo /socket"
+
+
+def test_an_app_served_on_its_own_keeps_its_404(calls: list[str]) -> None:
+    api = make_new()
+    bridge.fallback(api, make_legacy(calls))  # installs the hook on api's router
+    with TestClient(api) as client:
+        answer = client.get("/old")
+    assert (answer.status_code, answer.json()) == (404, {"detail": "Not Found"})
+    assert calls == []
+
+
 def test_middleware_that_wants_a_response_does_not_leak_a_500(calls: list[str]) -> None:
     api = make_new()
 
