@@ -22,8 +22,10 @@ Served = tuple[str, "subprocess.Popen[str]"]
 
 
 @contextlib.contextmanager
-def bridge_command(*argv: str, marks: Path | None = None) -> Iterator[Served]:
-    """Run ``python -m bridge ARGV --port 0``; yield the URL it prints, then SIGTERM it."""
+def bridge_command(
+    *argv: str, marks: Path | None = None, stop: signal.Signals = signal.SIGTERM
+) -> Iterator[Served]:
+    """Run ``python -m bridge ARGV --port 0``; yield the URL it prints, then signal ``stop``."""
     environment = {**os.environ, "BRIDGE_MARKS": str(marks or "")}
     with subprocess.Popen(
         [sys.executable, "-m", "bridge", *argv, "--port", "0"],
@@ -38,7 +40,7 @@ def bridge_command(*argv: str, marks: Path | None = None) -> Iterator[Served]:
             _wait_until_answering(url)
             yield url, process
         finally:
-            _stop(process)
+            _stop(process, stop)
 
 
 def _printed_url(process: subprocess.Popen[str]) -> str:
@@ -54,16 +56,16 @@ def _printed_url(process: subprocess.Popen[str]) -> str:
     raise AssertionError(f"no URL printed; exit code {process.poll()}")
 
 
-def _stop(process: subprocess.Popen[str]) -> None:
+def _stop(process: subprocess.Popen[str], stop: signal.Signals) -> None:
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     try:
         process.wait(15)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
-        raise AssertionError("the server did not stop within 15 s of SIGTERM") from None
+        raise AssertionError(f"the server did not stop within 15 s of {stop.name}") from None
 
 
 def _wait_until_answering(url: str) -> None:
@@ -95,6 +97,26 @@ def test_serve_an_asgi_app_and_sigterm_runs_lifespan_shutdown(server: str, tmp_p
     ) as (url, process):
         assert httpx.get(url, timeout=10).json()["kind"] == "asgi"
     assert process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
+    assert lines(marks) == ["startup", "shutdown"]
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "waitress"])
+def test_ctrl_c_runs_lifespan_shutdown(server: str, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    with bridge_command(
+        "serve", "tests.apps.cli_apps:asgi_app", "--server", server, marks=marks,
+        stop=signal.SIGINT,
+    ) as (url, _):
+        assert httpx.get(url, timeout=10).status_code == 200
+    assert lines(marks) == ["startup", "shutdown"]
+
+
+def test_reload_serves_and_stops(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    with bridge_command(
+        "serve", "tests.apps.cli_apps:asgi_app", "--reload", marks=marks
+    ) as (url, process):
+        assert httpx.get(url, timeout=10).json()["pid"] != process.pid  # a reloader's child
     assert lines(marks) == ["startup", "shutdown"]
 
 
