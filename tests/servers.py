@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -326,3 +327,17 @@ if __name__ == "__main__":
         _main_streaming(sys.argv[2])
     else:
         raise SystemExit(f"usage: {sys.argv[0]} streaming thread|greenlet")
+
+
+def stop_process(process: subprocess.Popen[Any], stop: int = signal.SIGTERM) -> None:
+    """Send ``stop`` and wait up to 15 s; one that will not end is killed and fails the test."""
+    if process.poll() is not None:
+        return
+    process.send_signal(stop)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+        name = signal.Signals(stop).name
+        raise AssertionError(f"the server did not stop within 15 s of {name}") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -86,13 +85,7 @@ def test_documented_command_works_as_written(page: str, command: str) -> None:
             status = _first_answer(f"http://127.0.0.1:{port}{_first_path(command)}", process)
             assert status < 500, f"{command} answered {status}"
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-                raise AssertionError(f"{command} did not stop on SIGTERM") from None
+            stop_process(process)
 
 
 def _first_answer(url: str, process: subprocess.Popen[bytes]) -> int:

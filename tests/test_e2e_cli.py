@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import stop_process
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -40,7 +42,7 @@ def bridge_command(
             _wait_until_answering(url)
             yield url, process
         finally:
-            _stop(process, stop)
+            stop_process(process, stop)
 
 
 def _printed_url(process: subprocess.Popen[str]) -> str:
@@ -54,18 +56,6 @@ def _printed_url(process: subprocess.Popen[str]) -> str:
         if found:
             return found.group(0)
     raise AssertionError(f"no URL printed; exit code {process.poll()}")
-
-
-def _stop(process: subprocess.Popen[str], stop: signal.Signals) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(stop)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
-        raise AssertionError(f"the server did not stop within 15 s of {stop.name}") from None
 
 
 def _wait_until_answering(url: str) -> None:
