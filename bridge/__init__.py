@@ -9,7 +9,9 @@ Layout (each layer imports only from those above it in this list):
 * ``_exchange``, ``_to_asgi``: WSGI app under ASGI: one request's life, the app object.
 * ``_wsgi_call``, ``_to_wsgi``: ASGI app under WSGI: one request's life, the app object.
 * ``_await``, ``_helpers``: ``await_``, ``sync_to_async``, ``async_to_sync`` for user code.
-* ``_detect``, ``_lifespans``, ``_fallback``: ``fallback``, several apps behind one URL space.
+* ``_lifespans``: an ASGI app's lifespan driven by the bridge (``to_wsgi``, ``fallback``).
+* ``_detect``, ``_fallback``: ``fallback``, several apps behind one URL space.
+* ``_cli`` and its ``_loading``, ``_serve``, ``_check``, ``_demo``: the ``bridge`` command.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""One server lifespan shared by several ASGI apps (``fallback``).
+"""Driving an ASGI app's lifespan from the bridge: for ``to_wsgi``, and for ``fallback``'s apps.
 
-Each app runs its own lifespan as a task. Startup goes to the apps one by one,
+``AppLifespan`` runs one app's lifespan as a task and tells its outcome.
+``run_lifespans`` answers one server lifespan for several apps. Startup goes to the apps one by one,
 in order; the first failure stops there, shuts down the apps already started
 (in reverse) and fails the server's startup, naming the app. Shutdown goes to
 the started apps in reverse order. An app that raises or returns before
@@ -20,8 +21,12 @@ from ._types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("bridge")
 
 
-class _AppLifespan:
-    """One app's lifespan task, driven by the shared one."""
+class AppLifespan:
+    """One app's lifespan task: start it, learn how startup went, ask for shutdown.
+
+    After ``startup``: ``started`` if the app completed it, ``failure`` (the
+    reason) if it failed; neither when the app has no lifespan.
+    """
 
     def __init__(self, app: ASGIApp, name: str, scope: Scope) -> None:
         self.app = app
@@ -72,6 +77,7 @@ class _AppLifespan:
             self._answered.set()
         elif kind == "lifespan.shutdown.failed":
             self.failure = message.get("message") or "lifespan.shutdown.failed"
+            logger.error("lifespan shutdown of %s failed: %s", self.name, self.failure)
 
 
 async def run_lifespans(
@@ -81,9 +87,9 @@ async def run_lifespans(
     await receive()  # lifespan.startup
     failed: str | None = None
     async with anyio.create_task_group() as group:
-        started: list[_AppLifespan] = []
+        started: list[AppLifespan] = []
         for name, app in apps:
-            lifespan = _AppLifespan(app, name, scope)
+            lifespan = AppLifespan(app, name, scope)
             await lifespan.startup(group)
             if lifespan.failure is not None:
                 logger.error("lifespan startup of %s failed:\n%s", name, lifespan.failure)
@@ -113,7 +119,7 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else text
 
 
-async def _shut_down(started: list[_AppLifespan]) -> list[str]:
+async def _shut_down(started: list[AppLifespan]) -> list[str]:
     failures: list[str] = []
     for lifespan in reversed(started):
         await lifespan.shutdown()

@@ -20,12 +20,15 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+import anyio
+
 from ._core.response import plain_wsgi_response
 from ._core.scope import scope_from_environ
 from ._errors import BadRequest, ConfigurationError
 from ._executors._loop_thread import LoopThread
 from ._executors._waiting import Mailbox, new_mailbox
-from ._types import ASGIApp, Environ, Message, StartResponse
+from ._lifespans import AppLifespan
+from ._types import ASGIApp, Environ, StartResponse
 from ._wsgi_call import WsgiCall
 
 logger = logging.getLogger("bridge")
@@ -105,47 +108,17 @@ class AsgiToWsgi:
         """The app's lifespan task; ``outcome`` hears once: ``None``, or why startup failed."""
         self._lifespan_task = asyncio.current_task()
         self._shutdown = shutdown = asyncio.Event()
-        asked = False
-        answer: list[str | None] = []
-
-        def settle(value: str | None) -> None:
-            if not answer:
-                answer.append(value)
-                outcome.put(value)
-
-        async def receive() -> Message:
-            nonlocal asked
-            if not asked:
-                asked = True
-                return {"type": "lifespan.startup"}
-            await shutdown.wait()
-            return {"type": "lifespan.shutdown"}
-
-        async def send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "lifespan.startup.complete":
-                settle(None)
-            elif kind == "lifespan.startup.failed":
-                settle(message.get("message") or "lifespan.startup.failed")
-            elif kind == "lifespan.shutdown.failed":
-                logger.error("lifespan shutdown of %r failed: %s", self.app, message.get("message"))
-
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}}
         scope["state"] = self.state
-        try:
-            await self.app(scope, receive, send)
-        except BaseException as error:
-            if answer:
-                if answer[0] is None:
-                    logger.error("the ASGI app's lifespan failed", exc_info=error)
-            else:
-                # An app that raises before answering startup has no lifespan: go on without.
-                logger.debug("%r does not support lifespan: %s", self.app, error)
-                settle(None)
-            if not isinstance(error, Exception):
-                raise
-        finally:
-            settle(None)
+        async with anyio.create_task_group() as group:
+            lifespan = AppLifespan(self.app, repr(self.app), scope)
+            await lifespan.startup(group)
+            outcome.put(lifespan.failure)
+            if not lifespan.started:
+                group.cancel_scope.cancel()  # an app that failed startup and waits on
+                return
+            await shutdown.wait()
+            await lifespan.shutdown()
 
     def close(self) -> None:
         """Run lifespan shutdown (once), waiting up to ``shutdown_timeout`` s."""
