@@ -7,9 +7,9 @@ Layout (each layer imports only from those above it in this list):
 * ``_streams``: ``wsgi.input`` over ``receive()``, file wrapper, error stream.
 * ``_executors``: where sync code runs (threads, greenlets) and how it reaches the loop.
 * ``_exchange``, ``_to_asgi``: WSGI app under ASGI: one request's life, the app object.
+* ``_lifespans``: an ASGI app's lifespan driven by the bridge (``to_wsgi``, ``fallback``).
 * ``_wsgi_call``, ``_to_wsgi``: ASGI app under WSGI: one request's life, the app object.
 * ``_await``, ``_helpers``: ``await_``, ``sync_to_async``, ``async_to_sync`` for user code.
-* ``_lifespans``: an ASGI app's lifespan driven by the bridge (``to_wsgi``, ``fallback``).
 * ``_detect``, ``_fallback``: ``fallback``, several apps behind one URL space.
 * ``_cli`` and its ``_loading``, ``_serve``, ``_check``, ``_demo``: the ``bridge`` command.
 """
