@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "check":
             return _check(arguments)
         return _demo(arguments)
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C after a clean shutdown (uvicorn re-raises it): no traceback
     except BridgeError as error:
         print(f"bridge {arguments.command}: {error}", file=sys.stderr)
         return 2

@@ -96,8 +96,9 @@ def test_ctrl_c_runs_lifespan_shutdown(server: str, tmp_path: Path) -> None:
     with bridge_command(
         "serve", "tests.apps.cli_apps:asgi_app", "--server", server, marks=marks,
         stop=signal.SIGINT,
-    ) as (url, _):
+    ) as (url, process):
         assert httpx.get(url, timeout=10).status_code == 200
+    assert process.returncode in (0, 130)  # a clean exit, not a KeyboardInterrupt traceback
     assert lines(marks) == ["startup", "shutdown"]
 
 
