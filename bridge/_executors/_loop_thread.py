@@ -21,13 +21,12 @@ from ._waiting import new_mailbox, start_os_thread
 
 
 class LoopThread:
-    """An asyncio loop served by one daemon thread, started lazily."""
+    """An asyncio loop in one daemon thread, started lazily, living as long as the process."""
 
     def __init__(self, name: str = "bridge-loop") -> None:
         self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ended: Any = None  # a mailbox that hears when the thread ends
         reference = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget(reference))
 
@@ -44,7 +43,7 @@ class LoopThread:
             return self._loop
 
     def _start(self) -> None:
-        ready, ended = new_mailbox(), new_mailbox()
+        ready = new_mailbox()
 
         def serve() -> None:
             loop = asyncio.new_event_loop()
@@ -54,11 +53,9 @@ class LoopThread:
                 loop.run_forever()
             finally:
                 loop.close()
-                ended.put(None)
 
         start_os_thread(serve, self.name)
         self._loop = ready.get()
-        self._ended = ended
 
     @property
     def running(self) -> bool:
@@ -72,24 +69,9 @@ class LoopThread:
         loop = self.loop
         loop.call_soon_threadsafe(loop.create_task, coroutine)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop and wait up to ``timeout`` s for its thread."""
-        with self._lock:
-            loop, ended = self._loop, self._ended
-            self._loop = self._ended = None
-        if loop is None or loop.is_closed():
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        if ended is not None:
-            try:
-                ended.get(timeout=timeout)
-            except Exception:  # queue.Empty: the thread is busy; it is a daemon
-                return
-
 
 def _forget(reference: weakref.ref[LoopThread]) -> None:
     runner = reference()
     if runner is not None:
         runner._lock = threading.Lock()
         runner._loop = None
-        runner._ended = None
