@@ -84,7 +84,7 @@ class _Attempt:
     async def send(self, message: Message) -> None:
         if self.declined:
             return  # the rest of a declined answer, discarded
-        if not self._answered and self.may_decline() and self._declines(message):
+        if self.may_decline() and self._declines(message):
             self.declined = True
             return
         self._answered = True
