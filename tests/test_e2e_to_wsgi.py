@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import signal
 import socket
@@ -25,7 +26,7 @@ from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import bridge
-from tests.servers import HOST, free_port, wait_for_port
+from tests.servers import HOST, free_port, stop_process, wait_for_port
 
 
 def make_api() -> FastAPI:
@@ -101,9 +102,9 @@ def test_the_first_chunk_arrives_before_the_pause_ends(waitress_url: str) -> Non
     assert (first + rest) == b"first\nsecond\n"
 
 
-@pytest.mark.parametrize("worker", ["gthread", "gevent"])
-def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path, worker: str) -> None:
-    marks = tmp_path / "marks"
+@contextlib.contextmanager
+def gunicorn(app: str, worker: str, **environment: str) -> Iterator[tuple[str, Any]]:
+    """One gunicorn worker of class ``worker`` serving ``app``; yields its URL and process."""
     port = free_port()
     command = [
         sys.executable,
@@ -119,24 +120,35 @@ def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path, wor
         f"{HOST}:{port}",
         "--graceful-timeout",
         "5",
-        "tests.apps.lifespan_fastapi:wsgi",
+        app,
     ]
-    environment = {**os.environ, "BRIDGE_MARKS": str(marks)}
-    process = subprocess.Popen(command, env=environment, cwd=Path(__file__).parent.parent)
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **environment},
+        cwd=Path(__file__).parent.parent,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, alive=lambda: process.poll() is None)
-        answer = httpx.get(f"http://{HOST}:{port}/", timeout=10).json()
+        yield f"http://{HOST}:{port}", process
+    finally:
+        stop_process(process)
+
+
+@pytest.mark.parametrize("worker", ["gthread", "gevent"])
+def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path, worker: str) -> None:
+    marks = tmp_path / "marks"
+    with gunicorn(
+        "tests.apps.lifespan_fastapi:wsgi", worker, BRIDGE_MARKS=str(marks)
+    ) as (url, process):
+        answer = httpx.get(f"{url}/", timeout=10).json()
         assert answer == {"greeting": "hello from lifespan"}
-        answer = httpx.get(f"http://{HOST}:{port}/sync", timeout=10).json()
+        answer = httpx.get(f"{url}/sync", timeout=10).json()
         assert answer == {"greeting": "HELLO FROM LIFESPAN"}
-        where = httpx.get(f"http://{HOST}:{port}/where", timeout=10).json()
+        where = httpx.get(f"{url}/where", timeout=10).json()
         assert where["loop_thread"] != where["pid"], "the loop runs in the worker's main thread"
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
     assert marks.read_text().split() == ["startup", "shutdown"]
 
 
@@ -217,32 +229,14 @@ def _first_answer(url: str, process: subprocess.Popen[bytes]) -> Any:
 
 
 def test_gunicorn_gevent_worker_overlaps_slow_requests() -> None:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--worker-class",
-        "gevent",
-        "--workers",
-        "1",
-        "--bind",
-        f"{HOST}:{port}",
-        "tests.apps.slow_asgi:wsgi",
-    ]
-    process = subprocess.Popen(command, cwd=Path(__file__).parent.parent, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port, alive=lambda: process.poll() is None)
+    with gunicorn("tests.apps.slow_asgi:wsgi", "gevent") as (url, _):
 
         def one(_: int) -> str:
-            return httpx.get(f"http://{HOST}:{port}/", timeout=10).text
+            return httpx.get(f"{url}/", timeout=10).text
 
         started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(one, range(16)))
         elapsed = time.monotonic() - started
-    finally:
-        process.terminate()
-        process.wait(10)
     assert answers == ["slept"] * 16
     assert elapsed < 2.5, f"16 requests of 0.5 s took {elapsed:.2f} s: they did not overlap"
