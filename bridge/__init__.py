@@ -11,6 +11,7 @@ Layout (each layer imports only from those above it in this list):
 * ``_wsgi_call``, ``_to_wsgi``: ASGI app under WSGI: one request's life, the app object.
 * ``_await``, ``_helpers``: ``await_``, ``sync_to_async``, ``async_to_sync`` for user code.
 * ``_detect``, ``_fallback``: ``fallback``, several apps behind one URL space.
+* ``_lambda``: ``aws_lambda``, either kind of app as an AWS Lambda handler.
 * ``_cli`` and its ``_loading``, ``_serve``, ``_check``, ``_demo``: the ``bridge`` command.
 """
 
@@ -31,6 +32,7 @@ from ._errors import InvalidStatus as InvalidStatus
 from ._errors import LifespanFailed as LifespanFailed
 from ._errors import RequestBodyTooLarge as RequestBodyTooLarge
 from ._errors import StartResponseError as StartResponseError
+from ._errors import UnsupportedEvent as UnsupportedEvent
 from ._errors import UnsupportedScope as UnsupportedScope
 from ._errors import WorkAbandoned as WorkAbandoned
 from ._executors import Executor as Executor
@@ -40,6 +42,8 @@ from ._fallback import fallback as fallback
 from ._helpers import async_to_sync as async_to_sync
 from ._helpers import flask_async_views as flask_async_views
 from ._helpers import sync_to_async as sync_to_async
+from ._lambda import LambdaHandler as LambdaHandler
+from ._lambda import aws_lambda as aws_lambda
 from ._to_asgi import WsgiToAsgi as WsgiToAsgi
 from ._to_asgi import to_asgi as to_asgi
 from ._to_wsgi import AsgiToWsgi as AsgiToWsgi
@@ -61,16 +65,19 @@ __all__ = (
     "InvalidChunk",
     "InvalidHeader",
     "InvalidStatus",
+    "LambdaHandler",
     "LifespanFailed",
     "RequestBodyTooLarge",
     "StartResponseError",
     "ThreadExecutor",
+    "UnsupportedEvent",
     "UnsupportedScope",
     "WSGI_ENVIRON_KEY",
     "WorkAbandoned",
     "WsgiToAsgi",
     "async_to_sync",
     "await_",
+    "aws_lambda",
     "fallback",
     "flask_async_views",
     "sync_to_async",

@@ -85,3 +85,7 @@ class AwaitError(BridgeError, RuntimeError):
 
 class LifespanFailed(BridgeError, RuntimeError):
     """An app's lifespan startup failed; the message names the app and its reason."""
+
+
+class UnsupportedEvent(BridgeError, ValueError):
+    """``aws_lambda`` got an event from a source it does not translate to HTTP."""

@@ -1,0 +1,197 @@
+"""A finished HTTP response -> the dict each Lambda event source expects back.
+
+Headers leave in the one form each source can carry repeats in: payload 1.0
+sends ``multiValueHeaders``; payload 2.0 joins repeats with commas and moves
+``Set-Cookie`` into ``cookies`` (a cookie cannot be comma-joined); a load
+balancer without multi-value headers gets each extra ``Set-Cookie`` under a
+differently cased name, which it passes on as separate headers, and every
+other repeat comma-joined.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Final
+
+from ._events import SOURCE_NAMES, LambdaRequest, ReplyForm, Source
+
+logger = logging.getLogger("bridge.lambda")
+
+DEFAULT_TEXT_TYPES: Final = (
+    "text/",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "+json",
+    "+xml",
+)
+"""Media types whose bodies go out as text; anything else, or anything compressed, as base64."""
+
+# Lambda's limit on a synchronous response payload, and the stricter one of load balancers.
+PAYLOAD_LIMITS: Final[dict[Source, int]] = {
+    "rest": 6 * 1024 * 1024,
+    "http": 6 * 1024 * 1024,
+    "url": 6 * 1024 * 1024,
+    "alb": 1024 * 1024,
+}
+_REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
+
+
+@dataclass(slots=True)
+class Response:
+    """What the app answered, in plain values."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+class TextTypes:
+    """Decides text or base64 for a body from its Content-Type and Content-Encoding."""
+
+    def __init__(self, types: Iterable[str]) -> None:
+        self.prefixes: tuple[str, ...] = ()
+        self.suffixes: tuple[str, ...] = ()
+        self.exact: frozenset[str] = frozenset()
+        for entry in types:
+            entry = entry.strip().lower()
+            if entry.endswith("/"):
+                self.prefixes += (entry,)
+            elif entry.startswith("+"):
+                self.suffixes += (entry,)
+            else:
+                self.exact |= {entry}
+
+    def is_text(self, content_type: str, content_encoding: str) -> bool:
+        if content_encoding.strip().lower() not in ("", "identity"):
+            return False
+        media = content_type.split(";", 1)[0].strip().lower()
+        return (
+            media in self.exact
+            or media.startswith(self.prefixes)
+            or (bool(self.suffixes) and media.endswith(self.suffixes))
+        )
+
+
+def reply(
+    request: LambdaRequest, response: Response, text_types: TextTypes, limit: int | None
+) -> dict[str, Any]:
+    """The event source's response dict; too big for the payload limit becomes an error reply."""
+    allowed = PAYLOAD_LIMITS[request.form.source] if limit is None else limit
+    if response.size > allowed:
+        return too_large(request, response.size, allowed)
+    body = b"".join(response.body)
+    content_type = content_encoding = ""
+    for name, value in response.headers:
+        if name == "content-type":
+            content_type = value
+        elif name == "content-encoding":
+            content_encoding = value
+    encoded, is_base64 = _encode_body(body, text_types.is_text(content_type, content_encoding))
+    result = _shape(request.form, response.status, response.headers, encoded, is_base64)
+    # A JSON dump costs time; only when the rough size is near the limit.
+    if len(encoded) + 64 * len(response.headers) > allowed // 2:
+        size = len(json.dumps(result).encode("utf-8"))
+        if size > allowed:
+            return too_large(request, size, allowed)
+    return result
+
+
+def too_large(request: LambdaRequest, size: int, allowed: int) -> dict[str, Any]:
+    """The error reply for a response over the payload limit, with the cause logged."""
+    scope = request.scope
+    logger.error(
+        "the response to %s %r is %d bytes as a Lambda payload, over the limit of %d bytes "
+        "for %s: answering %d instead. Send large bodies from S3 (a redirect to a presigned "
+        "URL) or compress them.",
+        scope["method"],
+        scope["path"],
+        size,
+        allowed,
+        SOURCE_NAMES[request.form.source],
+        error_status(request.form),
+    )
+    return error_reply(request.form, error_status(request.form))
+
+
+def error_status(form: ReplyForm) -> int:
+    """A load balancer reports a bad target as 502; API Gateway apps answer their own 500."""
+    return 502 if form.source == "alb" else 500
+
+
+def error_reply(form: ReplyForm, status: int) -> dict[str, Any]:
+    text = f"{status} {_REASONS.get(status, '')}".strip()
+    headers = [("content-type", "text/plain; charset=utf-8")]
+    return _shape(form, status, headers, text, False)
+
+
+def _encode_body(body: bytes, textual: bool) -> tuple[str, bool]:
+    if not body:
+        return "", False
+    if textual:
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def _shape(
+    form: ReplyForm,
+    status: int,
+    headers: list[tuple[str, str]],
+    body: str,
+    is_base64: bool,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"statusCode": status}
+    grouped: dict[str, list[str]] = {}
+    for name, value in headers:
+        # Optional whitespace is not part of a value (RFC 9110 5.5); Django's cookies start with it.
+        grouped.setdefault(name, []).append(value.strip(" \t"))
+    source = form.source
+    if source in ("http", "url"):
+        cookies = grouped.pop("set-cookie", None)
+        result["headers"] = {name: ", ".join(values) for name, values in grouped.items()}
+        if cookies:
+            result["cookies"] = cookies
+    elif source == "rest" or form.multi_value:
+        result["multiValueHeaders"] = grouped
+    else:
+        result["headers"] = _single_valued(grouped)
+    if source == "alb":
+        result["statusDescription"] = f"{status} {_REASONS.get(status, '')}".rstrip()
+    result["body"] = body
+    result["isBase64Encoded"] = is_base64
+    return result
+
+
+def _single_valued(grouped: dict[str, list[str]]) -> dict[str, str]:
+    single: dict[str, str] = {}
+    for name, values in grouped.items():
+        if name == "set-cookie":
+            single.update(zip(_spellings(name, len(values)), values, strict=True))
+        else:
+            single[name] = ", ".join(values)
+    return single
+
+
+def _spellings(name: str, count: int) -> list[str]:
+    """``count`` distinct casings of ``name``: set-cookie, Set-cookie, sEt-cookie, ..."""
+    letters = [index for index, char in enumerate(name) if char.isalpha()]
+    if count > 2 ** len(letters):
+        raise ValueError(f"cannot spell {name!r} {count} different ways")
+    spellings = []
+    for number in range(count):
+        chars = list(name)
+        for bit, index in enumerate(letters):
+            if number >> bit & 1:
+                chars[index] = chars[index].upper()
+        spellings.append("".join(chars))
+    return spellings
