@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, NamedTuple
 from urllib.parse import quote, unquote, urlencode
 
@@ -56,8 +55,7 @@ class ReplyForm(NamedTuple):
     """The reply must use ``multiValueHeaders`` (ALB with them enabled)."""
 
 
-@dataclass(frozen=True, slots=True)
-class LambdaRequest:
+class LambdaRequest(NamedTuple):
     """One invocation's request, ready for either kind of app."""
 
     form: ReplyForm
@@ -83,12 +81,12 @@ def read_event(
 
 def source_of(event: object) -> Source:
     """Which source sent ``event``, or ``UnsupportedEvent`` naming what arrived."""
-    if isinstance(event, Mapping):
-        request_context = event.get("requestContext")
-        if isinstance(request_context, Mapping):
+    if type(event) is dict or isinstance(event, Mapping):
+        request_context = _mapping(event.get("requestContext"))
+        if request_context:
             if "elb" in request_context:
                 return "alb"
-            if event.get("version") == "2.0" and isinstance(request_context.get("http"), Mapping):
+            if event.get("version") == "2.0" and _mapping(request_context.get("http")):
                 domain = str(request_context.get("domainName", ""))
                 return "url" if ".lambda-url." in domain else "http"
             if "httpMethod" in event and "eventType" not in request_context:
@@ -144,11 +142,7 @@ def _read_v2(
 ) -> LambdaRequest:
     request_context = _mapping(event.get("requestContext"))
     http = _mapping(request_context.get("http"))
-    headers = [
-        (str(name).lower().encode("latin-1"), _header_bytes(value))
-        for name, value in _mapping(event.get("headers")).items()
-        if value is not None
-    ]
+    headers = _encode_headers(_mapping(event.get("headers")).items())
     cookies = event.get("cookies")
     if cookies:
         headers.append((b"cookie", _header_bytes("; ".join(str(cookie) for cookie in cookies))))
@@ -182,7 +176,9 @@ def _scope(
         encoded_path = "/" + encoded_path
     if root and not (encoded_path == root or encoded_path.startswith(root + "/")):
         encoded_path = root + encoded_path
-    decoded = unquote(encoded_path, errors="surrogateescape")
+    decoded = (
+        unquote(encoded_path, errors="surrogateescape") if "%" in encoded_path else encoded_path
+    )
     if encoded_path.isascii():
         raw = encoded_path.encode("ascii")  # as the client sent it: %2F stays apart from /
     else:
@@ -195,7 +191,7 @@ def _scope(
         "scheme": "https",
         "path": decoded,
         "raw_path": raw,
-        "root_path": unquote(root),
+        "root_path": unquote(root) if "%" in root else root,
         "query_string": query,
         "headers": headers,
         "server": None,
@@ -209,23 +205,40 @@ def _finish_scope(
     scope: Scope, headers: list[tuple[bytes, bytes]], client: str, protocol: str
 ) -> None:
     """Scheme, server and client as the proxy in front of Lambda reports them."""
-    wanted = (b"host", b"x-forwarded-proto", b"x-forwarded-port")
-    found = {name: value for name, value in headers if name in wanted}
-    scheme = found.get(b"x-forwarded-proto", b"https").split(b",")[-1].strip().decode("latin-1")
-    scope["scheme"] = scheme or "https"
-    host = found.get(b"host", b"").decode("latin-1")
-    if host:
-        name, port = host, ""
-        if host.rfind(":") > host.rfind("]"):  # a port, not the inside of an [IPv6] literal
-            name, _, port = host.rpartition(":")
-        forwarded_port = found.get(b"x-forwarded-port", b"").decode("latin-1").strip()
-        port = port or forwarded_port or ("443" if scope["scheme"] == "https" else "80")
-        scope["server"] = (name, int(port)) if port.isdigit() else (name, None)
+    host = proto = port = b""
+    for name, value in headers:
+        if name == b"host":
+            host = value
+        elif name == b"x-forwarded-proto":
+            proto = value
+        elif name == b"x-forwarded-port":
+            port = value
+    key = (host, proto, port)
+    known = _ORIGINS.get(key)
+    if known is None:
+        if len(_ORIGINS) >= 64:  # a warm function sees a handful; never let it grow unbounded
+            _ORIGINS.clear()
+        known = _ORIGINS[key] = _origin(host, proto, port)
+    scope["scheme"], scope["server"] = known
     if client:
         scope["client"] = (client, 0)
-    version = _VERSIONS.get(protocol.upper())
-    if version:
-        scope["http_version"] = version
+    if protocol != "HTTP/1.1":
+        scope["http_version"] = _VERSIONS.get(protocol.upper(), "1.1")
+
+
+_ORIGINS: dict[tuple[bytes, bytes, bytes], tuple[str, tuple[str, int | None] | None]] = {}
+
+
+def _origin(host: bytes, proto: bytes, port: bytes) -> tuple[str, tuple[str, int | None] | None]:
+    scheme = proto.rpartition(b",")[2].strip().decode("latin-1") or "https"
+    if not host:
+        return scheme, None
+    text = host.decode("latin-1")
+    name, colon, number = text.rpartition(":")
+    if not colon or "]" in number:  # no port, or the inside of an [IPv6] literal
+        name, number = text, ""
+    number = number or port.decode("latin-1").strip() or ("443" if scheme == "https" else "80")
+    return scheme, (name, int(number) if number.isdigit() else None)
 
 
 def _stage_prefix_v1(event: Mapping[str, Any], path: str) -> str:
@@ -250,16 +263,24 @@ def _stage_prefix_v1(event: Mapping[str, Any], path: str) -> str:
 def _header_pairs(event: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
     multi = event.get("multiValueHeaders")
     if multi:
+        pairs = [(name, value) for name, values in multi.items() for value in values or ()]
+        return _encode_headers(pairs)
+    return _encode_headers(_mapping(event.get("headers")).items())
+
+
+def _encode_headers(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[bytes, bytes]]:
+    try:  # the usual case, in one pass: text names and latin-1 values
         return [
-            (str(name).lower().encode("latin-1"), _header_bytes(value))
-            for name, values in multi.items()
-            for value in values or ()
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in pairs
+            if value is not None
         ]
-    return [
-        (str(name).lower().encode("latin-1"), _header_bytes(value))
-        for name, value in _mapping(event.get("headers")).items()
-        if value is not None
-    ]
+    except (AttributeError, UnicodeEncodeError):
+        return [
+            (str(name).lower().encode("latin-1", "replace"), _header_bytes(value))
+            for name, value in pairs
+            if value is not None
+        ]
 
 
 def _header_bytes(value: object) -> bytes:
@@ -277,7 +298,7 @@ def _encode_query(event: Mapping[str, Any]) -> bytes:
         pairs = [(name, value) for name, values in multi.items() for value in values or ()]
     else:
         pairs = list(_mapping(event.get("queryStringParameters")).items())
-    return urlencode(pairs, quote_via=quote).encode("ascii")
+    return urlencode(pairs).encode("ascii")
 
 
 def _raw_query(event: Mapping[str, Any]) -> bytes:
@@ -311,7 +332,9 @@ def _body(event: Mapping[str, Any]) -> bytes:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    if type(value) is dict or isinstance(value, Mapping):
+        return value
+    return {}
 
 
 def _text(value: object) -> str:

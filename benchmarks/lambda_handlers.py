@@ -1,0 +1,178 @@
+"""aws_lambda against Mangum (ASGI) and apig-wsgi (WSGI): µs per invocation, in process.
+
+Usage::
+
+    .venv/bin/python benchmarks/lambda_handlers.py [--quick]
+
+Each handler gets the same event again and again, as a warm Lambda
+environment does, for a hello-world app with no framework (so the adapter's
+cost is most of what is measured) and for the same app in FastAPI or Flask.
+Mangum runs with ``lifespan="off"`` like bridge's ``lifespan=False``: with it
+on, Mangum runs the whole lifespan around every invocation, which is a
+different job (its row is printed for reference). The variants take turns in
+every round, so machine noise lands on all of them alike; the best round counts.
+
+It prints a markdown table and writes ``benchmarks/results/lambda.json`` and
+``docs/lambda.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import apps
+from apig_wsgi import make_lambda_handler
+from mangum import Mangum
+
+import bridge
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "lambda.json"
+PLOT = HERE.parent / "docs" / "lambda.png"
+HOST = "abc123.execute-api.eu-west-1.amazonaws.com"
+
+EVENTS: dict[str, dict[str, Any]] = {
+    "HTTP API (2.0)": {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": "/",
+        "rawQueryString": "a=1",
+        "headers": {"host": HOST, "user-agent": "bench", "accept": "*/*"},
+        "requestContext": {
+            "domainName": HOST,
+            "http": {"method": "GET", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4"},
+            "stage": "$default",
+        },
+        "isBase64Encoded": False,
+    },
+    "REST (1.0)": {
+        "resource": "/{proxy+}",
+        "path": "/",
+        "httpMethod": "GET",
+        "headers": {"Host": HOST, "User-Agent": "bench", "Accept": "*/*"},
+        "multiValueHeaders": {"Host": [HOST], "User-Agent": ["bench"], "Accept": ["*/*"]},
+        "queryStringParameters": {"a": "1"},
+        "multiValueQueryStringParameters": {"a": ["1"]},
+        "requestContext": {"path": "/", "stage": "prod", "identity": {"sourceIp": "1.2.3.4"}},
+        "body": None,
+        "isBase64Encoded": False,
+    },
+}
+
+
+def variants() -> dict[str, dict[str, Callable[[Any, Any], Any]]]:
+    fastapi_app = apps.make_fastapi_app()
+    flask_app = apps.make_flask_app()
+    return {
+        "ASGI hello, no framework": {
+            "bridge.aws_lambda": bridge.aws_lambda(apps.raw_asgi_hello, lifespan=False),
+            "Mangum": Mangum(apps.raw_asgi_hello, lifespan="off"),
+        },
+        "FastAPI hello": {
+            "bridge.aws_lambda": bridge.aws_lambda(fastapi_app, lifespan=False),
+            "Mangum": Mangum(fastapi_app, lifespan="off"),
+            "Mangum, lifespan on (reference)": Mangum(fastapi_app, lifespan="auto"),
+        },
+        "WSGI hello, no framework": {
+            "bridge.aws_lambda": bridge.aws_lambda(apps.hello_app),
+            "apig-wsgi": make_lambda_handler(apps.hello_app),
+        },
+        "Flask hello": {
+            "bridge.aws_lambda": bridge.aws_lambda(flask_app),
+            "apig-wsgi": make_lambda_handler(flask_app),
+        },
+    }
+
+
+def measure(quick: bool) -> dict[str, dict[str, dict[str, float]]]:
+    calls, rounds = (300, 3) if quick else (3000, 7)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for event_name, event in EVENTS.items():
+        for app_name, handlers in variants().items():
+            best = dict.fromkeys(handlers, float("inf"))
+            for handler in handlers.values():  # warm up: first invocations start things
+                for _ in range(20):
+                    assert handler(event, None)["statusCode"] == 200
+            for _ in range(rounds):
+                for name, handler in handlers.items():
+                    best[name] = min(best[name], _per_call(handler, event, calls))
+            results.setdefault(event_name, {})[app_name] = best
+    return results
+
+
+def _per_call(handler: Callable[[Any, Any], Any], event: dict[str, Any], calls: int) -> float:
+    deadline = time.perf_counter() + 5.0
+    started = time.perf_counter()
+    done = 0
+    while done < calls and time.perf_counter() < deadline:
+        handler(event, None)
+        done += 1
+    return (time.perf_counter() - started) / done * 1e6
+
+
+def report(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    lines = [
+        "| event | app | bridge µs | other adapter | its µs | bridge ÷ other ↓ |",
+        "|---|---|---|---|---|---|",
+    ]
+    for event_name, by_app in results.items():
+        for app_name, row in by_app.items():
+            ours = row["bridge.aws_lambda"]
+            for other, value in row.items():
+                if other == "bridge.aws_lambda":
+                    continue
+                lines.append(
+                    f"| {event_name} | {app_name} | {ours:.1f} | {other} | {value:.1f} | "
+                    f"{ours / value:.2f} |"
+                )
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, dict[str, dict[str, float]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_app = results["HTTP API (2.0)"]
+    labels, ours, theirs, names = [], [], [], []
+    for app_name, row in by_app.items():
+        other = next(name for name in row if name != "bridge.aws_lambda")
+        labels.append(app_name)
+        ours.append(row["bridge.aws_lambda"])
+        theirs.append(row[other])
+        names.append(other)
+    figure, axis = plt.subplots(figsize=(9, 4))
+    positions = range(len(labels))
+    axis.barh([p + 0.2 for p in positions], ours, 0.4, label="bridge.aws_lambda", color="tab:blue")
+    axis.barh([p - 0.2 for p in positions], theirs, 0.4, label="Mangum / apig-wsgi", color="tab:gray")
+    axis.set_yticks(list(positions), [f"{a}\n(vs {n})" for a, n in zip(labels, names, strict=True)])
+    axis.set_xlabel("µs per invocation, HTTP API event, lower is better")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--plot-only", action="store_true", help=f"redraw from {RESULTS.name}")
+    args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(RESULTS.read_text()))
+        return
+    print(f"$ {' '.join(sys.orig_argv)}\n")
+    results = measure(args.quick)
+    print(report(results))
+    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+    plot(results)
+
+
+if __name__ == "__main__":
+    main()
