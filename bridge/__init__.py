@@ -23,9 +23,11 @@ from ._core.scope import WSGI_ENVIRON_KEY as WSGI_ENVIRON_KEY
 from ._errors import AppProtocolError as AppProtocolError
 from ._errors import AwaitError as AwaitError
 from ._errors import BadRequest as BadRequest
+from ._errors import BodyTimeout as BodyTimeout
 from ._errors import BridgeError as BridgeError
 from ._errors import ClientDisconnected as ClientDisconnected
 from ._errors import ConfigurationError as ConfigurationError
+from ._errors import HeadersTooLarge as HeadersTooLarge
 from ._errors import InvalidChunk as InvalidChunk
 from ._errors import InvalidHeader as InvalidHeader
 from ._errors import InvalidStatus as InvalidStatus
@@ -57,11 +59,13 @@ __all__ = (
     "AsgiToWsgi",
     "AwaitError",
     "BadRequest",
+    "BodyTimeout",
     "BridgeError",
     "ClientDisconnected",
     "ConfigurationError",
     "Executor",
     "GreenletExecutor",
+    "HeadersTooLarge",
     "InvalidChunk",
     "InvalidHeader",
     "InvalidStatus",

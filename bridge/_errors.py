@@ -11,7 +11,9 @@ The tree::
     │   ├── InvalidHeader         a header name or value that must not reach the wire
     │   └── InvalidChunk          a body chunk that is not bytes (also a TypeError)
     ├── BadRequest                the client's request cannot be translated (answered with 400)
+    │   └── HeadersTooLarge       too many request headers, or too many bytes of them (431)
     ├── RequestBodyTooLarge       the body passed the configured limit (answered with 413)
+    ├── BodyTimeout               the body stopped arriving for body_timeout s (408; a TimeoutError)
     ├── ClientDisconnected        the client went away (also an OSError)
     ├── WorkAbandoned             the async caller of this sync code was cancelled
     └── AwaitError                await_() was called where it cannot work
@@ -66,6 +68,24 @@ class RequestBodyTooLarge(BridgeError):
     """The request body is larger than ``max_body_size``; the client gets 413."""
 
     status_hint = 413
+
+
+class HeadersTooLarge(BadRequest):
+    """The request has more headers than ``max_headers``, or more bytes of them than
+    ``max_header_bytes``; the client gets 431 and the app is not called."""
+
+    status_hint = 431
+
+
+class BodyTimeout(BridgeError, TimeoutError):
+    """No request body arrived for ``body_timeout`` seconds while the app waited to read it.
+
+    Raised from ``wsgi.input.read()`` so the worker unwinds and is free again;
+    the client gets 408 if no response began. It is a ``TimeoutError``, so an
+    app that treats ``OSError`` from its input as "the client is gone" does so here.
+    """
+
+    status_hint = 408
 
 
 class ClientDisconnected(BridgeError, OSError):

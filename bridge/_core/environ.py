@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import BadRequest
+from .._errors import BadRequest, HeadersTooLarge
 from .._types import Environ, ErrorsStream, Scope
 
 ASGI_SCOPE_KEY = "asgi.scope"
@@ -49,7 +49,14 @@ def split_path(path: str, root_path: str) -> tuple[str, str]:
 
 
 class EnvironBuilder:
-    """Builds one environ per request from a constant base built once."""
+    """Builds one environ per request from a constant base built once.
+
+    It also enforces the request header caps: more than ``max_headers`` header
+    lines, or more than ``max_header_bytes`` bytes of names and values, is a
+    ``HeadersTooLarge`` (431); more than ``max_duplicate_headers`` repeats is a
+    ``BadRequest`` (400). Servers cap the head they parse, but not all of them,
+    and each header costs an environ key that the app's framework walks.
+    """
 
     def __init__(
         self,
@@ -58,8 +65,12 @@ class EnvironBuilder:
         multithread: bool = True,
         file_wrapper: Callable[..., Any] | None = None,
         max_duplicate_headers: int = 100,
+        max_headers: int = 200,
+        max_header_bytes: int = 65536,
     ) -> None:
         self.max_duplicate_headers = max_duplicate_headers
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
         base: Environ = {
             "wsgi.version": (1, 0),
             "wsgi.errors": errors if errors is not None else sys.stderr,
@@ -108,9 +119,19 @@ class EnvironBuilder:
         environ["wsgi.url_scheme"] = scheme
         environ[ASGI_SCOPE_KEY] = scope
 
+        headers = scope["headers"]
+        if type(headers) is not list:
+            headers = list(headers)  # the spec allows any iterable; servers send lists
+        if len(headers) > self.max_headers:
+            raise HeadersTooLarge(
+                f"the request has {len(headers)} headers, over max_headers={self.max_headers}"
+            )
         repeated: dict[str, list[str]] | None = None
-        for raw_name, raw_value in scope["headers"]:
-            key = self._keys.get(raw_name) or self._key(raw_name)
+        size = 0
+        known = self._keys.get
+        for raw_name, raw_value in headers:
+            size += len(raw_name) + len(raw_value)
+            key = known(raw_name) or self._key(raw_name)
             if key is _DROP:
                 continue
             value = raw_value.decode("latin-1")
@@ -123,6 +144,11 @@ class EnvironBuilder:
                 values.append(value)
             else:
                 environ[key] = value
+        if size > self.max_header_bytes:
+            raise HeadersTooLarge(
+                f"the request headers take {size} bytes, over max_header_bytes="
+                f"{self.max_header_bytes}"
+            )
         if repeated is not None:
             self._join_repeated(environ, repeated)
 
