@@ -6,29 +6,37 @@ The core builds the environ; the executor runs the app, its iteration and
 when the app reads it. Once the response streams, a watcher listens on
 ``receive()`` for the client leaving, so an endless response stops at its
 next chunk and its worker is free again.
+
+Refusals. A body over ``max_body_size`` (413) or one that stops arriving for
+``body_timeout`` seconds (408) makes the app's read raise; from then on every
+read raises again, and whatever the app answers is replaced by the refusal,
+or aborted if its response already began.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
 from ._core.response import ResponseState, plain_response
 from ._errors import (
     BadRequest,
+    BodyTimeout,
     BridgeError,
     ClientDisconnected,
     RequestBodyTooLarge,
     WorkAbandoned,
 )
 from ._executors import Job
+from ._executors._loop import InContext
 from ._streams import InputStream
 from ._types import Message, OptExcInfo, Receive, Scope, Send
 
@@ -38,6 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bridge")
 
 _CLIENT_GONE = (ClientDisconnected, WorkAbandoned)
+_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 
 
 class Exchange:
@@ -54,10 +63,11 @@ class Exchange:
         "job",
         "receive",
         "received",
+        "refusal",
+        "refused",
         "response_complete",
         "scope",
         "send",
-        "too_large",
         "watcher",
     )
 
@@ -68,7 +78,8 @@ class Exchange:
         self.send = send
         self.body_done = False
         self.client_gone = False
-        self.too_large = False
+        self.refused: BridgeError | None = None  # why the body was refused, once it was
+        self.refusal = ""  # the text the client gets instead of the app's answer
         self.response_complete = False
         self.received = 0
         self.declared_length: int | None = None
@@ -82,7 +93,8 @@ class Exchange:
             self.environ = environ = bridge.environ_builder.build(self.scope)
         except BadRequest as error:
             logger.info("refused a request with %d: %s", error.status_hint, error)
-            await self._answer(error.status_hint, f"Bad Request: {error}")
+            reason = _REASONS.get(error.status_hint, "Bad Request")
+            await self._answer(error.status_hint, f"{reason}: {error}")
             return
         declared = environ.get("CONTENT_LENGTH")
         if declared is not None and declared.isdigit():
@@ -104,17 +116,24 @@ class Exchange:
         if not self.response_complete and not self.client_gone:
             raise job.interrupted or BridgeError("the response ended before it was complete")
 
-    async def _answer(self, status: int, text: str) -> None:
-        for message in plain_response(status, text):
+    async def _answer(self, status: int, text: str, *, close: bool = False) -> None:
+        messages = plain_response(status, text)
+        if close and self.scope.get("http_version", "1.1") in ("1.0", "1.1"):
+            # RFC 9110 15.5.9: after a 408 the connection is not worth keeping;
+            # HTTP/2 and 3 have no such header (their servers reset the stream).
+            messages[0]["headers"].append((b"connection", b"close"))
+        for message in messages:
             await self.send(message)
         self.response_complete = True
 
     # --- The loop side: the job's sink, the body, the disconnect watcher.
 
     async def _sink(self, messages: list[Message]) -> None:
-        if self.too_large and messages[0]["type"] == "http.response.start":
-            await self._answer(413, f"Request body larger than {self.bridge.max_body_size} bytes")
-            raise RequestBodyTooLarge("the response was replaced by 413")
+        refused = self.refused
+        if refused is not None and messages[0]["type"] == "http.response.start":
+            status = refused.status_hint
+            await self._answer(status, self.refusal, close=isinstance(refused, BodyTimeout))
+            raise type(refused)(f"the response was replaced by {status}")
         send = self.send
         try:
             for message in messages:
@@ -128,11 +147,18 @@ class Exchange:
             self._start_watcher()
 
     def _pull(self) -> bytes:
+        refused = self.refused
+        if refused is not None:
+            raise type(refused)(*refused.args)
         return self.job.await_(self._next_body())
 
     async def _next_body(self) -> bytes:
+        timeout = self.bridge.body_timeout
         while not self.body_done:
-            message = await self._receive_for_body()
+            if timeout is None:
+                message = await self._receive_for_body()
+            else:
+                message = await self._receive_in_time(timeout)
             if message["type"] == "http.request":
                 body: bytes = message.get("body", b"")
                 if not message.get("more_body", False):
@@ -140,8 +166,15 @@ class Exchange:
                 self.received += len(body)
                 limit = self.bridge.max_body_size
                 if limit is not None and self.received > limit:
-                    self.too_large = True
-                    raise RequestBodyTooLarge(f"the request body is larger than {limit} bytes")
+                    logger.info(
+                        "refused %s with 413: its body passed max_body_size=%d bytes",
+                        self.job.label,
+                        limit,
+                    )
+                    self._refuse(
+                        RequestBodyTooLarge(f"the request body is larger than {limit} bytes"),
+                        f"Request body larger than {limit} bytes",
+                    )
                 if body:
                     return body
             elif message["type"] == "http.disconnect":
@@ -153,6 +186,74 @@ class Exchange:
                 self._lose_client(error)
                 raise error
         return b""
+
+    def _refuse(self, error: BridgeError, text: str) -> NoReturn:
+        """Raise ``error`` in the app's read, and answer ``text`` in place of its response."""
+        self.refused = error
+        self.refusal = text
+        raise error
+
+    async def _receive_in_time(self, timeout: float) -> Message:
+        """The next message for the body, or ``BodyTimeout`` after ``timeout`` s without one.
+
+        On asyncio a message the server already holds comes back from the first
+        step, with no timer at all; only a real wait for the client gets one.
+        The deadline cancels this task as ``asyncio.timeout`` does (not through a
+        cancel scope: one entered after that first step would not nest with any
+        scope the server's ``receive()`` opened in it).
+        """
+        loop = asyncio._get_running_loop()
+        if loop is None:  # trio: no uncancel, so a cancel scope around the whole receive
+            with anyio.move_on_after(timeout):
+                return await self._receive_for_body()
+            self._give_up(timeout)
+        iterator = self._receive_for_body().__await__()
+        try:
+            signal = iterator.send(None)
+        except StopIteration as stop:
+            message: Message = stop.value
+            return message
+        task = asyncio.current_task(loop)
+        if task is None:  # not run as a task: nothing to cancel, so no deadline
+            return await InContext.resume(None, iterator, signal)
+        before = 0
+        if sys.version_info >= (3, 11):
+            before = task.cancelling()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            task.cancel()
+
+        timer = loop.call_later(timeout, expire)
+        try:
+            return await InContext.resume(None, iterator, signal)
+        except asyncio.CancelledError:
+            # Ours only if the deadline fired and nobody else cancelled the task too.
+            if not expired or (sys.version_info >= (3, 11) and task.uncancel() > before):
+                raise
+        finally:
+            timer.cancel()
+        self._give_up(timeout)
+
+    def _give_up(self, timeout: float) -> NoReturn:
+        of = "" if self.declared_length is None else f" of {self.declared_length}"
+        logger.warning(
+            "gave up on the request body of %s: nothing arrived for %s s after %d%s bytes "
+            "(body_timeout); its read raises BodyTimeout and the client gets 408",
+            self.job.label,
+            timeout,
+            self.received,
+            of,
+        )
+        self._refuse(
+            BodyTimeout(
+                f"no request body arrived for {timeout} s (after {self.received}{of} bytes); "
+                "pass a larger body_timeout to to_asgi() if clients are this slow"
+            ),
+            f"Request Timeout: no request body arrived for {timeout} s",
+        )
 
     async def _receive_for_body(self) -> Message:
         if self.watcher is None:
@@ -246,12 +347,12 @@ class Exchange:
         if state.complete:
             self._log_app_error(job.label, "after its response was complete", error)
             return None
+        refused = self.refused is not None  # logged when the body was refused
         if state.started:
-            self._log_app_error(job.label, "after its response began; aborting it", error)
+            if not refused:
+                self._log_app_error(job.label, "after its response began; aborting it", error)
             return error
-        if self.too_large:
-            logger.info("refused %s with 413: %s", job.label, error)
-        else:
+        if not refused:
             self._log_app_error(job.label, "before its response began; answering 500", error)
         try:
             job.put(plain_response(500, "Internal Server Error"))
