@@ -45,6 +45,11 @@ class AsgiToWsgi:
         before its task is cancelled.
     :param startup_timeout: seconds lifespan startup may take.
     :param shutdown_timeout: seconds lifespan shutdown may take on ``close()``.
+    :param loop_wait_timeout: seconds a request may wait for the event loop to
+        begin it; past that (something blocks the loop) the server thread
+        answers 503 and the app is not called for it (``None``: wait forever).
+
+    See the limits page of the docs for why each default is what it is.
     """
 
     def __init__(
@@ -54,13 +59,19 @@ class AsgiToWsgi:
         grace_period: float = 10.0,
         startup_timeout: float = 60.0,
         shutdown_timeout: float = 10.0,
+        loop_wait_timeout: float | None = 30.0,
     ) -> None:
         if not callable(app):
             raise ConfigurationError(f"to_wsgi() needs an ASGI callable, got {app!r}")
+        if loop_wait_timeout is not None and not loop_wait_timeout > 0:
+            raise ConfigurationError(
+                f"loop_wait_timeout must be > 0 or None, got {loop_wait_timeout}"
+            )
         self.app = app
         self.grace_period = grace_period
         self.startup_timeout = startup_timeout
         self.shutdown_timeout = shutdown_timeout
+        self.loop_wait_timeout = loop_wait_timeout
         self.runner = _shared_runner
         self.state: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -186,11 +197,16 @@ def to_wsgi(
     grace_period: float = 10.0,
     startup_timeout: float = 60.0,
     shutdown_timeout: float = 10.0,
+    loop_wait_timeout: float | None = 30.0,
 ) -> AsgiToWsgi:
-    """Wrap an ASGI app so that any WSGI server (waitress, gunicorn) can serve it."""
+    """Wrap an ASGI app so that any WSGI server (waitress, gunicorn) can serve it.
+
+    The options are those of ``AsgiToWsgi``.
+    """
     return AsgiToWsgi(
         app,
         grace_period=grace_period,
         startup_timeout=startup_timeout,
         shutdown_timeout=shutdown_timeout,
+        loop_wait_timeout=loop_wait_timeout,
     )

@@ -7,6 +7,13 @@ as an event on one mailbox that the server thread (or gevent greenlet) waits on.
 server thread reads the body only when the app's ``receive()`` asks for it,
 and hands body chunks to the server as it yields them. A few chunks may wait
 in the queue; past that the app's ``send()`` waits for the server (backpressure).
+
+A loop that does not begin the request within ``loop_wait_timeout`` seconds
+(something blocks it) loses it: the server thread answers 503 and the app is
+never called for it. Who wins, the loop starting the task or the server
+thread giving up, is settled by one atomic ``list.pop()`` on a one-item
+ticket (not a lock: under gevent a patched lock must not be shared with the
+loop's OS thread).
 """
 
 from __future__ import annotations
@@ -14,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import queue
 from collections.abc import Iterable, Iterator
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from ._core.response import plain_wsgi_response
+from ._core.response import plain_response, plain_wsgi_response
 from ._core.scope import wsgi_headers, wsgi_status
 from ._errors import AppProtocolError, BridgeError, ClientDisconnected
 from ._executors._waiting import Mailbox, new_mailbox
@@ -44,6 +53,7 @@ class WsgiCall:
         self.loop = bridge.runner.loop
         self.task: asyncio.Task[None] | None = None
         self.label = f"{scope['method']} {scope['path']!r}"
+        self.ticket = [True]  # taken once: by the loop beginning, or by the server giving up
         # Loop side.
         self.started = False
         self.complete = False
@@ -69,8 +79,19 @@ class WsgiCall:
             raise
 
     def _until_start(self, start_response: StartResponse) -> Iterable[bytes]:
+        wait = self.bridge.loop_wait_timeout
         while True:
-            event = self.events.get()
+            if wait is None:
+                event = self.events.get()
+            else:
+                try:
+                    event = self.events.get(timeout=wait)
+                except queue.Empty:
+                    if self._take_ticket():
+                        return self._loop_busy(start_response, wait)
+                    wait = None  # the app runs; from now on it takes the time it takes
+                    continue
+                wait = None
             kind = event[0]
             if kind == _READ:
                 self._serve_read()
@@ -84,6 +105,28 @@ class WsgiCall:
                     start_response,
                     AppProtocolError("the ASGI app returned without sending a response"),
                 )
+
+    def _take_ticket(self) -> bool:
+        """Take the request's one ticket; False if the other side took it first."""
+        try:
+            self.ticket.pop()
+        except IndexError:
+            return False
+        return True
+
+    def _loop_busy(self, start_response: StartResponse, wait: float) -> Iterable[bytes]:
+        logger.error(
+            "the bridge's event loop did not begin %s within %s s (loop_wait_timeout); "
+            "answering 503. Something blocks the loop thread: look for blocking calls "
+            "or long CPU work in async code",
+            self.label,
+            wait,
+        )
+        start, end = plain_response(503, "Service Unavailable: the event loop is blocked")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start["headers"]]
+        start_response(f"503 {HTTPStatus(503).phrase}", headers)
+        body: bytes = end["body"]
+        return [body]
 
     def _fail_before_start(
         self, start_response: StartResponse, error: BaseException
@@ -144,6 +187,8 @@ class WsgiCall:
     # --- The loop side.
 
     def _spawn(self, context: contextvars.Context) -> None:
+        if not self._take_ticket():
+            return  # the server thread gave up waiting and answered 503
         self.gone = asyncio.Event()
         self.task = context.run(self.loop.create_task, self._run())
 
@@ -220,7 +265,8 @@ class WsgiCall:
             self.room.set_result(None)
 
     def _client_gone(self) -> None:
-        assert self.gone is not None
+        if self.gone is None:
+            return  # never begun (abandoned): there is no app to tell
         self.gone.set()
         self._deliver_read(None)
         if self.room is not None and not self.room.done():
