@@ -71,8 +71,11 @@ class RequestBodyTooLarge(BridgeError):
 
 
 class HeadersTooLarge(BadRequest):
-    """The request has more headers than ``max_headers``, or more bytes of them than
-    ``max_header_bytes``; the client gets 431 and the app is not called."""
+    """Too many request headers, or too many bytes of them; the client gets 431.
+
+    The limits are ``to_asgi``'s ``max_headers`` and ``max_header_bytes``; the
+    app is not called.
+    """
 
     status_hint = 431
 
