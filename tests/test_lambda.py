@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Callable
@@ -281,3 +282,12 @@ def _query(source: str, **params: int) -> dict[str, Any]:
     if source in ("http", "url"):
         return {"raw_query": "&".join(f"{name}={value}" for name, value in params.items())}
     return {"query": [(name, str(value)) for name, value in params.items()]}
+
+
+@pytest.mark.parametrize("module", ["flask_handler", "fastapi_handler"])
+@pytest.mark.parametrize("source", sorted(ALL_SOURCES))
+def test_the_docs_handlers_answer(module: str, source: str) -> None:
+    imported = importlib.import_module(f"docs.examples.aws_lambda.{module}")
+    result, seen = call(imported.handler, ALL_SOURCES[source]("/"))
+    assert result["statusCode"] == 200
+    assert seen["hello"].startswith("from ")

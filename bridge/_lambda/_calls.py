@@ -81,20 +81,22 @@ def call_wsgi(
 async def call_asgi(
     app: ASGIApp, request: LambdaRequest, state: dict[str, Any], limit: int
 ) -> Response:
-    scope = dict(request.scope)
+    scope = request.scope  # built for this invocation alone
     scope["state"] = dict(state)
-    finished = asyncio.Event()
     response: Response | None = None
     asked = complete = False
+    finished: asyncio.Future[None] | None = None
 
     async def receive() -> Message:
-        nonlocal asked
+        nonlocal asked, finished
         if not asked:
             asked = True
             return {"type": "http.request", "body": request.body, "more_body": False}
         # Like a client that stays until the whole answer is in: a streaming
         # response that listens for a disconnect is not cut short.
-        await finished.wait()
+        if not complete:
+            finished = asyncio.get_running_loop().create_future()
+            await finished
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
@@ -119,12 +121,14 @@ async def call_asgi(
                     response.body.append(bytes(chunk))
             if not message.get("more_body", False):
                 complete = True
-                finished.set()
+                if finished is not None and not finished.done():
+                    finished.set_result(None)
 
     try:
         await app(scope, receive, send)
     finally:
-        finished.set()
+        if finished is not None and not finished.done():
+            finished.set_result(None)  # whoever still listens hears the client leave
     if response is None or not complete:
         raise AppProtocolError(
             "the ASGI app returned without finishing its response; send http.response.start, "
