@@ -151,7 +151,9 @@ def plot(results: dict[str, dict[str, dict[str, float]]]) -> None:
     figure, axis = plt.subplots(figsize=(9, 4))
     positions = range(len(labels))
     axis.barh([p + 0.2 for p in positions], ours, 0.4, label="bridge.aws_lambda", color="tab:blue")
-    axis.barh([p - 0.2 for p in positions], theirs, 0.4, label="Mangum / apig-wsgi", color="tab:gray")
+    axis.barh(
+        [p - 0.2 for p in positions], theirs, 0.4, label="Mangum / apig-wsgi", color="tab:gray"
+    )
     axis.set_yticks(list(positions), [f"{a}\n(vs {n})" for a, n in zip(labels, names, strict=True)])
     axis.set_xlabel("µs per invocation, HTTP API event, lower is better")
     axis.legend(fontsize=8)

@@ -27,7 +27,7 @@ ECHO_HEADERS = [("X-Trace", "one"), ("X-Single", "solo"), ("X-Forwarded-For", "1
 
 
 def _rest(path: str, **options: Any) -> dict[str, Any]:
-    # Behind a custom domain: no stage in the URL (stages are tested apart; neither adapter has them).
+    # Behind a custom domain: no stage in the URL (stages are tested apart: no adapter has them).
     return events.rest(path=path, request_path=path, host="api.example.com", **options)
 
 

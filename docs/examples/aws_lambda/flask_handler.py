@@ -1,4 +1,4 @@
-"""A Flask app as an AWS Lambda function: set the function's handler to ``flask_handler.handler``."""
+"""A Flask app as an AWS Lambda function; its handler setting is ``flask_handler.handler``."""
 
 import logging
 
