@@ -1,4 +1,5 @@
-"""Round trips through the translation core: scope -> environ -> scope, and back.
+"""Round trips through the translation core: scope -> environ -> scope, environ ->
+scope -> environ, and a response start from WSGI to ASGI and back.
 
 What must survive is what the ASGI spec's "WSGI compatibility" section maps
 one to one (method, path, root path, query string, headers, scheme, server,
@@ -21,7 +22,8 @@ from hypothesis import strategies as st
 
 from bridge import BadRequest
 from bridge._core.environ import EnvironBuilder
-from bridge._core.scope import scope_from_environ
+from bridge._core.response import ResponseState
+from bridge._core.scope import scope_from_environ, wsgi_headers, wsgi_status
 from tests.asgi_rules import check_http_scope, check_wsgi_environ
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -363,3 +365,43 @@ def test_environ_to_scope_to_environ_keeps_every_cgi_variable(environ: dict[str,
     again = EnvironBuilder().build(scope)
     check_wsgi_environ(again)
     assert _pep3333_keys(again) == _pep3333_keys(environ)
+
+
+# --- Response starts, both ways. ----------------------------------------------
+
+response_headers = st.lists(
+    st.tuples(
+        st.one_of(
+            st.sampled_from(["Set-Cookie", "set-cookie", "X-A", "Connection", "Keep-Alive"]),
+            st.text(alphabet=_TOKEN_CHARS + "_", min_size=1, max_size=8),
+        ),
+        header_values.map(lambda raw: raw.decode("latin-1")),
+    ).filter(lambda pair: pair[0].lower() != "content-length"),
+    max_size=6,
+)
+_HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
+_HOP_BY_HOP |= {"proxy-authenticate", "proxy-authorization", "trailers"}
+
+
+@SETTINGS
+@given(st.integers(100, 599), st.text(alphabet="OK Fine", max_size=8), response_headers)
+def test_start_response_to_asgi_and_back_keeps_code_and_headers(
+    code: int, reason: str, headers: list[tuple[str, str]]
+) -> None:
+    state = ResponseState()
+    state.start_response(f"{code} {reason}", headers)
+    start = state.finish()[0]
+    # Lossy on purpose: ASGI drops the reason phrase (www.rst, "WSGI
+    # compatibility"), so the way back writes the standard one; names come
+    # back lower-cased (ASGI "must be lowercased"); hop-by-hop headers belong
+    # to the server (PEP 3333) and are dropped. Order and repeats (Set-Cookie)
+    # are kept: they must never be joined.
+    assert wsgi_status(start["status"]).split(" ", 1)[0] == str(code)
+    kept = [(n.lower(), v) for n, v in headers if n.lower() not in _HOP_BY_HOP]
+    if code in (204, 205):
+        kept = [(n, v) for n, v in kept if n != "content-length"]
+    assert wsgi_headers(start["headers"]) == kept
+
+    again = ResponseState()
+    again.start_response(wsgi_status(start["status"]), wsgi_headers(start["headers"]))
+    assert (again.status, again.headers) == (start["status"], start["headers"])
