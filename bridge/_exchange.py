@@ -20,7 +20,7 @@ import logging
 import sys
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -155,10 +155,20 @@ class Exchange:
     async def _next_body(self) -> bytes:
         timeout = self.bridge.body_timeout
         while not self.body_done:
+            awaitable = self.receive() if self.watcher is None else self._from_inbox()
             if timeout is None:
-                message = await self._receive_for_body()
+                message = await awaitable
+            elif asyncio._get_running_loop() is None:
+                message = await self._trio_within(awaitable, timeout)
             else:
-                message = await self._receive_in_time(timeout)
+                # One step right here: a message the server already holds costs no timer.
+                iterator = awaitable.__await__()
+                try:
+                    signal = iterator.send(None)
+                except StopIteration as stop:
+                    message = stop.value
+                else:
+                    message = await self._asyncio_within(iterator, signal, timeout)
             if message["type"] == "http.request":
                 body: bytes = message.get("body", b"")
                 if not message.get("more_body", False):
@@ -193,26 +203,22 @@ class Exchange:
         self.refusal = text
         raise error
 
-    async def _receive_in_time(self, timeout: float) -> Message:
-        """The next message for the body, or ``BodyTimeout`` after ``timeout`` s without one.
+    async def _trio_within(self, awaitable: Awaitable[Message], timeout: float) -> Message:
+        """``awaitable``, or ``BodyTimeout`` after ``timeout`` s (trio: a plain cancel scope)."""
+        with anyio.move_on_after(timeout):
+            return await awaitable
+        self._give_up(timeout)
 
-        On asyncio a message the server already holds comes back from the first
-        step, with no timer at all; only a real wait for the client gets one.
-        The deadline cancels this task as ``asyncio.timeout`` does (not through a
-        cancel scope: one entered after that first step would not nest with any
-        scope the server's ``receive()`` opened in it).
+    async def _asyncio_within(
+        self, iterator: Generator[Any, None, Message], signal: Any, timeout: float
+    ) -> Message:
+        """Finish a receive whose first step suspended; ``BodyTimeout`` after ``timeout`` s.
+
+        The deadline cancels this task as ``asyncio.timeout`` does, not through a
+        cancel scope: one entered after that first step would not nest with a
+        scope the server's ``receive()`` opened in it.
         """
-        loop = asyncio._get_running_loop()
-        if loop is None:  # trio: no uncancel, so a cancel scope around the whole receive
-            with anyio.move_on_after(timeout):
-                return await self._receive_for_body()
-            self._give_up(timeout)
-        iterator = self._receive_for_body().__await__()
-        try:
-            signal = iterator.send(None)
-        except StopIteration as stop:
-            message: Message = stop.value
-            return message
+        loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:  # not run as a task: nothing to cancel, so no deadline
             return await InContext.resume(None, iterator, signal)
@@ -255,9 +261,8 @@ class Exchange:
             f"Request Timeout: no request body arrived for {timeout} s",
         )
 
-    async def _receive_for_body(self) -> Message:
-        if self.watcher is None:
-            return await self.receive()
+    async def _from_inbox(self) -> Message:
+        """The next message the watcher holds for the body (it owns ``receive()`` now)."""
         while not self.inbox:
             self.inbox_changed = anyio.Event()
             await self.inbox_changed.wait()
