@@ -149,10 +149,9 @@ AMBIGUOUS = {
     "bare-lf-head": b"POST /report HTTP/1.1\nHost: test\nContent-Length: 5\n\nhello",
     "te-on-http10": post("Transfer-Encoding: chunked", CHUNKED_HELLO, version="1.0"),
 }
-# uvicorn's h11 parser takes CL+TE by TE and keeps the connection; bridge then passes the
-# stale CONTENT_LENGTH on (reported; docs/security.md "Known gaps"). h11 also waits forever
-# on a chunked HTTP/1.0 body.
-H11_GAPS = {"cl-and-te", "te-and-cl", "te-on-http10"}
+# uvicorn's h11 parser frames CL+TE by TE and keeps the connection; bridge then passes the
+# stale CONTENT_LENGTH on (reported; docs/security.md, "Known gaps").
+H11_GAPS = {"cl-and-te", "te-and-cl"}
 
 
 def framing_is_consistent(wire: Wire) -> None:
