@@ -68,11 +68,13 @@ class Reader:
 
     def __init__(self, *, swallow: bool = False) -> None:
         self.raised: list[BaseException] = []
+        self.reading = threading.Event()
         self.ended = threading.Event()
         self.swallow = swallow
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         try:
+            self.reading.set()
             try:
                 body = environ["wsgi.input"].read()
             except BodyTimeout as error:
@@ -245,7 +247,7 @@ def test_a_stalled_upload_through_uvicorn_frees_the_worker(executor: str) -> Non
             stalled.sendall(
                 b"POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n" + b"u" * 500
             )
-            time.sleep(0.1)  # the upload reaches read() first
+            assert app.reading.wait(5)  # the upload holds the one worker before the GET comes
             other.sendall(b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n")
             head, _ = read_response(stalled)
             assert status_of(head) == 408, head
@@ -606,13 +608,13 @@ def test_a_blocked_loop_makes_the_request_a_503_and_never_runs_it(
 def test_the_wait_limit_is_for_the_loop_to_begin_not_for_the_app_to_answer(
     own_loop: LoopThread,
 ) -> None:
-    app = CountingAsgi(delay=0.6)  # answers after twice the limit, once it has begun
-    wsgi = to_wsgi(app, loop_wait_timeout=0.3)
+    app = CountingAsgi(delay=1.0)  # answers after twice the limit, once it has begun
+    wsgi = to_wsgi(app, loop_wait_timeout=0.5)
     wsgi.runner = own_loop
     try:
         assert wsgi_call(wsgi, "/slow-app") == ("200 OK", b"ran")
         release = threading.Event()
-        own_loop.call_soon(release.wait, 0.1)  # a short block, within the limit
+        own_loop.call_soon(release.wait, 0.05)  # a short block, well within the limit
         try:
             assert wsgi_call(wsgi, "/short-block") == ("200 OK", b"ran")
         finally:
