@@ -66,10 +66,12 @@ def command(setup: str, app: str | None = None) -> tuple[list[str], dict[str, st
     raise ValueError(f"unknown setup {setup!r}; choose from {SETUPS}")
 
 
-def start(setup: str, log: Path, app: str | None = None) -> Server:
+def start(
+    setup: str, log: Path, app: str | None = None, env: dict[str, str] | None = None
+) -> Server:
     """Start ``setup`` (serving ``app`` of fault_apps if given); wait until it listens."""
     line, extra, port = command(setup, app)
-    environment = {**os.environ, **extra, "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, **extra, **(env or {}), "PYTHONUNBUFFERED": "1"}
     with log.open("ab") as sink:
         process = subprocess.Popen(
             line, cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=sink
@@ -101,10 +103,12 @@ def _end(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def serving(setup: str, app: str | None = None) -> Iterator[Server]:
+def serving(
+    setup: str, app: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """``setup`` running for the ``with`` block, then stopped; one that will not stop fails."""
     with tempfile.TemporaryDirectory(prefix="bridge-faults-") as directory:
-        server = start(setup, Path(directory) / "server.log", app)
+        server = start(setup, Path(directory) / "server.log", app, env)
         try:
             yield server
         finally:

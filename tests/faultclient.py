@@ -15,6 +15,7 @@ so a response cut short is told apart from a complete one:
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import socket
@@ -163,6 +164,13 @@ def leave_mid_download(port: int, size: int = 256 * MIB, token: str = "") -> int
         return received
     finally:
         reset(sock)
+
+
+def stalled_upload(port: int, declared: int = 100_000, limit: float = 30) -> Reply:
+    """Declare ``declared`` bytes for ``/echo``, send a thousand, then nothing; read the answer."""
+    with connect(port, timeout=limit) as sock:
+        sock.sendall(request_bytes("POST", "/echo", declared) + b"u" * 1000)
+        return read_reply(sock, b"POST")
 
 
 def leave_before_response(port: int, seconds: float = 0.2) -> None:
@@ -328,6 +336,17 @@ class GoodClient:
         data: dict[str, int] = response.json()
         return data
 
+    def settled(self) -> dict[str, int]:
+        """A full reading once two in a row agree (bounded), so a closing socket is not counted."""
+        previous = self.accounting(heavy=True)
+        for _ in range(50):
+            time.sleep(0.05)
+            reading = self.accounting(heavy=True)
+            if counts(reading) == counts(previous):
+                return reading
+            previous = reading
+        return previous
+
     def close(self) -> None:
         self.client.close()
 
@@ -336,3 +355,49 @@ class GoodClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- Accounting -----------------------------------------------------------------------------
+
+# What must come back to its baseline (or below) once faults are over.
+COUNTED = (
+    "threads_outside_pool",
+    "pool_threads",
+    "pool_busy",
+    "greenlets",
+    "greenlets_busy",
+    "tasks",
+    "fds",
+)
+
+
+def counts(reading: dict[str, int]) -> dict[str, int]:
+    """The counted part of an ``/_accounting`` reading."""
+    derived = {"threads_outside_pool": reading["threads"] - reading["pool_threads"]}
+    return {key: derived.get(key, reading.get(key, 0)) for key in COUNTED}
+
+
+def above_baseline(
+    good: GoodClient, baseline: dict[str, int], keys: tuple[str, ...], timeout: float
+) -> dict[str, tuple[int, int]]:
+    """What is still above its baseline after up to ``timeout`` s: {name: (baseline, now)}."""
+    base = counts(baseline)
+    deadline = time.monotonic() + timeout
+    while True:
+        now = counts(good.accounting(heavy=True))
+        over = {key: (base[key], now[key]) for key in keys if now[key] > base[key]}
+        if not over or time.monotonic() > deadline:
+            return over
+        time.sleep(0.05)
+
+
+def burst(url: str, count: int) -> None:
+    """``count`` requests at once, each held 0.2 s by the app: pools grow to ``count``."""
+
+    def one(_: int) -> int:
+        return httpx.get(f"{url}/hang?seconds=0.2", timeout=TIMEOUT).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        statuses = list(pool.map(one, range(count)))
+    if statuses != [200] * count:
+        raise WrongAnswer(f"a burst of {count} /hang got {statuses}")

@@ -23,19 +23,23 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 
 from tests.apps.fault_apps import STARTUP_FAILURE
 from tests.fault_servers import SETUPS, Server, serving, wait_for_exit
 from tests.faultclient import (
+    COUNTED,
     FAULTS,
     MIB,
     GoodClient,
+    above_baseline,
+    burst,
+    counts,
     gated_stream,
     leave_mid_download,
     slow_writer,
     stalled_reader,
+    stalled_upload,
 )
 
 N = 4
@@ -45,17 +49,6 @@ RSS_LIMIT = 8 * MIB
 OBJECTS_PER_CYCLE = 40
 STREAM = 256 * MIB
 
-# What must return to its baseline (or below) once the faults are over.
-COUNTED = (
-    "threads_outside_pool",
-    "pool_threads",
-    "pool_busy",
-    "greenlets",
-    "greenlets_busy",
-    "tasks",
-    "fds",
-)
-
 
 @dataclass
 class Served:
@@ -64,41 +57,8 @@ class Served:
     baseline: dict[str, int]
 
 
-def counts(reading: dict[str, int]) -> dict[str, int]:
-    derived = {"threads_outside_pool": reading["threads"] - reading["pool_threads"]}
-    return {key: derived.get(key, reading.get(key, 0)) for key in COUNTED}
-
-
-def read_settled(good: GoodClient) -> dict[str, int]:
-    """A reading taken once two in a row agree (bounded), so a closing socket is not counted."""
-    previous = good.accounting(heavy=True)
-    for _ in range(50):
-        time.sleep(0.05)
-        reading = good.accounting(heavy=True)
-        if counts(reading) == counts(previous):
-            return reading
-        previous = reading
-    return previous
-
-
 def leftovers(served: Served, timeout: float = SETTLE) -> dict[str, tuple[int, int]]:
-    """What is still above its baseline after up to ``timeout`` s: {name: (baseline, now)}."""
-    base = counts(served.baseline)
-    deadline = time.monotonic() + timeout
-    while True:
-        now = counts(served.good.accounting(heavy=True))
-        over = {key: (base[key], now[key]) for key in COUNTED if now[key] > base[key]}
-        if not over or time.monotonic() > deadline:
-            return over
-        time.sleep(0.05)
-
-
-def burst(url: str, count: int) -> None:
-    def one(_: int) -> int:
-        return httpx.get(f"{url}/hang?seconds=0.2", timeout=10).status_code
-
-    with concurrent.futures.ThreadPoolExecutor(count) as pool:
-        assert list(pool.map(one, range(count))) == [200] * count
+    return above_baseline(served.good, served.baseline, COUNTED, timeout)
 
 
 def one_cycle(served: Served) -> None:
@@ -118,7 +78,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[Served]:
         for fault in FAULTS.values():
             fault(server.port)
         burst(server.url, 8)
-        baseline = read_settled(good)
+        baseline = good.settled()
         assert baseline["pool_busy"] == 0 and baseline.get("greenlets_busy") == 0, baseline
         yield Served(server, good, baseline)
         assert server.process.poll() is None, f"{server.setup} died:\n{server.log_text()}"
@@ -138,10 +98,10 @@ def test_after_a_fault_the_server_holds_nothing_more(served: Served, fault: str)
 
 def test_memory_has_no_upward_trend_over_fault_cycles(served: Served) -> None:
     one_cycle(served)
-    first = read_settled(served.good)
+    first = served.good.settled()
     for _ in range(CYCLES):
         one_cycle(served)
-    last = read_settled(served.good)
+    last = served.good.settled()
     rss = last["rss"] - first["rss"]
     objects = last["objects"] - first["objects"]
     where = f"over {CYCLES} cycles of every fault on {served.server.setup}"
@@ -221,6 +181,30 @@ def test_each_chunk_reaches_the_client_before_the_next_is_made(served: Served) -
     assert gated_stream(served.server.port, token, release) == b"first\nsecond\n"
 
 
+@pytest.mark.parametrize("setup", ["uvicorn-thread", "uvicorn-greenlet"])
+def test_a_stalled_upload_gets_408_and_gives_its_worker_back(setup: str) -> None:
+    timeout = {"BRIDGE_FAULT_BODY_TIMEOUT": "3"}
+    busy = "pool_busy" if setup == "uvicorn-thread" else "greenlets_busy"
+    with serving(setup, env=timeout) as server, GoodClient(server.url) as good:
+        burst(server.url, 4)  # the pool, or the idle greenlets, as the test will need them
+        baseline = good.settled()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            stalled = pool.submit(stalled_upload, server.port)
+            while good.accounting(heavy=True)[busy] == 0 and not stalled.done():
+                time.sleep(0.05)  # until the app waits in its read (bounded by the 3 s)
+            held = good.accounting(heavy=True)[busy]
+            good.ok()
+            reply = stalled.result(30)
+        left = above_baseline(good, baseline, COUNTED, SETTLE)
+    assert held == 1, "the stalled upload never reached the app"
+    assert (reply.status, reply.complete, reply.headers.get(b"connection")) == (
+        408,
+        True,
+        b"close",
+    ), reply
+    assert not left, f"after the 408 (baseline, now): {left}"
+
+
 # --- Lifespan that fails: servers of their own ---------------------------------------------
 
 
@@ -238,10 +222,10 @@ def test_a_failing_startup_under_fallback_stops_uvicorn_naming_the_cause(setup: 
 def test_a_failing_startup_makes_every_request_a_500_and_the_server_stays_up(setup: str) -> None:
     with serving(setup, "failing_lifespan_wsgi") as server, GoodClient(server.url) as good:
         assert good.client.get("/ok").status_code == 500
-        first = read_settled(good)
+        first = good.settled()
         answers = {good.client.get(path).status_code for path in ["/ok", "/stream?size=9"] * 10}
         assert answers == {500}
-        now = counts(read_settled(good))
+        now = counts(good.settled())
         assert all(now[key] <= value for key, value in counts(first).items()), (first, now)
         log = _log_with(server, STARTUP_FAILURE)
         assert server.process.poll() is None

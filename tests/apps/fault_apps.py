@@ -4,7 +4,8 @@ Two apps with the same routes, one per direction:
 
 * ``wsgi_routes`` (WSGI), served through ``to_asgi`` by uvicorn: ``asgi_app``,
   with the executor named by ``BRIDGE_FAULT_EXECUTOR`` (``thread``, the
-  default, or ``greenlet``).
+  default, or ``greenlet``) and, if ``BRIDGE_FAULT_BODY_TIMEOUT`` is set,
+  that ``body_timeout``.
 * ``asgi_routes`` (ASGI), served through ``to_wsgi`` by waitress or gunicorn:
   ``wsgi_app``.
 
@@ -401,8 +402,16 @@ def _executor() -> tuple[ThreadExecutor | GreenletExecutor, ThreadExecutor | Non
     raise SystemExit(f"BRIDGE_FAULT_EXECUTOR must be thread or greenlet, not {name!r}")
 
 
+def _asgi_options() -> dict[str, Any]:
+    """``to_asgi`` options from the environment: ``BRIDGE_FAULT_BODY_TIMEOUT`` (seconds)."""
+    timeout = os.environ.get("BRIDGE_FAULT_BODY_TIMEOUT")
+    return {} if timeout is None else {"body_timeout": float(timeout)}
+
+
 _executor_in_use, _pool = _executor()
-asgi_app = AccountingASGI(bridge.to_asgi(wsgi_routes, executor=_executor_in_use), _pool)
+asgi_app = AccountingASGI(
+    bridge.to_asgi(wsgi_routes, executor=_executor_in_use, **_asgi_options()), _pool
+)
 wsgi_app = AccountingWSGI(bridge.to_wsgi(asgi_routes))
 failing_lifespan_wsgi = AccountingWSGI(bridge.to_wsgi(_lifespan_fails))
 failing_lifespan_asgi = AccountingASGI(
