@@ -168,7 +168,9 @@ class Fallback:
             replay.rewind()
             if self.log_fallthrough:
                 method = scope.get("method", "WEBSOCKET")
-                logger.info("%s %s: no route in %s, passed on", method, scope["path"], member.name)
+                path = scope["path"]
+                shown = path if path.isprintable() else repr(path)  # no forged log lines
+                logger.info("%s %s: no route in %s, passed on", method, shown, member.name)
         replay.keeping = False
         await last.app(dict(scope), replay.receive, send)
 

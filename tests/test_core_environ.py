@@ -101,7 +101,7 @@ def test_duplicate_framing_headers_are_a_bad_request(name: bytes) -> None:
 def test_too_many_repeated_headers_is_a_bad_request_in_linear_time() -> None:
     headers = [(b"x-many", b"v")] * 50_001
     with pytest.raises(BadRequest, match="too many repeated"):
-        build(make_scope(headers=headers))
+        build(make_scope(headers=headers), max_headers=100_000, max_header_bytes=10**7)
     environ = build(make_scope(headers=[(b"x-many", b"v")] * 11), max_duplicate_headers=10)
     assert environ["HTTP_X_MANY"] == ",".join(["v"] * 11)
 

@@ -8,6 +8,7 @@ compatibility" section ask.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ ASGI_SCOPE_KEY = "asgi.scope"
 """The environ key under which the app finds the original ASGI scope."""
 
 _DROP = ""
+# RFC 9110 5.6.2 token characters, less "_" (dropped on its own above).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^`|~0-9A-Za-z]+")
 # Headers whose repetition makes the request ambiguous (RFC 9110): refused.
 _SINGLE = frozenset({"CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_HOST"})
 _KEY_CACHE_LIMIT = 512
@@ -92,8 +95,9 @@ class EnvironBuilder:
         if key is not None:
             return key
         name = raw_name.decode("latin-1")
-        if "_" in name:
-            # CVE-2015-0219: "x_user" must not pass for "x-user".
+        if "_" in name or not _TOKEN.fullmatch(name):
+            # CVE-2015-0219: "x_user" must not pass for "x-user"; nor, upper-cased,
+            # may a non-ASCII name ("\xdf" -> "SS") pass for an ASCII one.
             key = _DROP
         elif name.lower() == "content-type":
             key = "CONTENT_TYPE"
@@ -107,9 +111,28 @@ class EnvironBuilder:
 
     def build(self, scope: Scope) -> Environ:
         """Return a new environ for one HTTP scope; ``wsgi.input`` is the caller's to add."""
+        try:
+            environ = self._build(scope)
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as error:
+            # UnicodeError is a ValueError: a path that is not text, for one.
+            raise BadRequest(f"the server sent a malformed HTTP scope: {error!r}") from error
+        length = environ.get("CONTENT_LENGTH")
+        if length is not None:
+            if not length.isdigit():
+                raise BadRequest(f"Content-Length {length!r} is not one whole number")
+            if "HTTP_TRANSFER_ENCODING" in environ:
+                # The server framed the body by Transfer-Encoding (RFC 9112 6.3): a
+                # Content-Length beside it describes a body the app will not get.
+                del environ["CONTENT_LENGTH"]
+        return environ
+
+    def _build(self, scope: Scope) -> Environ:
+        method, path = scope["method"], scope["path"]
+        if type(method) is not str or type(path) is not str:
+            raise TypeError("method and path must be str")
         environ = self._base.copy()
-        script_name, path_info = split_path(scope["path"], scope.get("root_path", ""))
-        environ["REQUEST_METHOD"] = scope["method"]
+        script_name, path_info = split_path(path, scope.get("root_path", ""))
+        environ["REQUEST_METHOD"] = method
         environ["SCRIPT_NAME"] = native(script_name)
         environ["PATH_INFO"] = native(path_info)
         environ["QUERY_STRING"] = scope.get("query_string", b"").decode("latin-1")

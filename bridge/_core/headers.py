@@ -17,7 +17,7 @@ from .._errors import InvalidHeader, InvalidStatus
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Field values: visible characters, obs-text, space and tab; nothing else.
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
-_STATUS = re.compile(r"([1-9][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+_STATUS = re.compile(r"([1-5][0-9]{2})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 
 # Connection-level headers belong to the server (PEP 3333, "Other HTTP Features").
 HOP_BY_HOP = frozenset(

@@ -20,6 +20,7 @@ WSGI_ENVIRON_KEY = "wsgi.environ"
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _SPECIAL_HEADERS = {"CONTENT_TYPE": b"content-type", "CONTENT_LENGTH": b"content-length"}
+_VERSIONS = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/2.0": "2", "HTTP/3": "3"}
 
 
 def _utf8(native: str, what: str) -> str:
@@ -52,13 +53,16 @@ def scope_from_environ(environ: Environ, state: dict[str, Any] | None = None) ->
             special = _SPECIAL_HEADERS.get(key)
             if special is None or not value:
                 continue
+            if key == "CONTENT_LENGTH" and not str(value).isdigit():
+                # A lenient server let it through; the app would read a body of another size.
+                raise BadRequest(f"CONTENT_LENGTH {value!r} is not one whole number")
             name = special
         headers.append((name, str(value).encode("latin-1")))
-    protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    protocol = str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")).upper()
     scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": protocol[5:] if protocol.startswith("HTTP/") else "1.1",
+        "http_version": _VERSIONS.get(protocol, "1.1"),
         "method": environ["REQUEST_METHOD"],
         "scheme": environ.get("wsgi.url_scheme", "http"),
         "path": path,
@@ -86,7 +90,7 @@ def _address(host: object, port: object) -> tuple[str, int] | None:
 
 def wsgi_status(status: object) -> str:
     """The WSGI status line of an ASGI status code."""
-    if type(status) is not int or not 100 <= status <= 999:
+    if type(status) is not int or not 100 <= status <= 599:  # RFC 9110 15: others are invalid
         raise InvalidStatus(f"the ASGI app sent status {status!r}; send an int such as 200")
     return f"{status} {_REASONS.get(status, 'Unknown')}"
 
@@ -94,14 +98,34 @@ def wsgi_status(status: object) -> str:
 def wsgi_headers(headers: object) -> list[tuple[str, str]]:
     """Validated WSGI response headers from ASGI ``[(name, value), ...]`` byte pairs."""
     result: list[tuple[str, str]] = []
-    for item in headers or ():  # type: ignore[attr-defined]
+    length_seen = False
+    if headers is None:
+        return result
+    try:
+        items = headers if isinstance(headers, (list, tuple)) else list(headers)  # type: ignore[call-overload]
+    except TypeError as error:
+        raise InvalidHeader(
+            f"the ASGI app sent headers {headers!r}; send a list of (name, value) pairs"
+        ) from error
+    for item in items:
         try:
             raw_name, raw_value = item
+            if not isinstance(raw_name, (bytes, bytearray)) or not isinstance(
+                raw_value, (bytes, bytearray)
+            ):
+                raise TypeError("not bytes")
             pair = (bytes(raw_name).decode("latin-1"), bytes(raw_value).decode("latin-1"))
         except (TypeError, ValueError) as error:
             raise InvalidHeader(
                 f"the ASGI app sent the header {item!r}; send (name, value) pairs of bytes"
             ) from error
         if encode_pair(pair) is not None:  # None: a hop-by-hop header, dropped
+            if pair[0].lower() == "content-length":
+                if length_seen or not pair[1].isdigit():
+                    raise InvalidHeader(
+                        f"the ASGI app sent Content-Length {pair[1]!r} (or a second one); send "
+                        "a single Content-Length with the body's size in bytes"
+                    )
+                length_seen = True
             result.append(pair)
     return result
