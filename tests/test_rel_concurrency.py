@@ -145,7 +145,7 @@ async def test_h56_a_saturated_pool_queues_requests_in_order_and_drops_none() ->
     async with anyio.create_task_group() as group:
         for path in paths:
             group.start_soon(one, path)
-            await anyio.sleep(0.02)  # lets each request reach the pool before the next
+            await anyio.wait_all_tasks_blocked()  # this request is in the pool before the next
         assert order == ["/0"]
         assert pool.threads == 1 and pool.idle == 0
         release.set()
