@@ -4,8 +4,9 @@
 ``run_lifespans`` answers one server lifespan for several apps. Startup goes to the apps one by one,
 in order; the first failure stops there, shuts down the apps already started
 (in reverse) and fails the server's startup, naming the app. Shutdown goes to
-the started apps in reverse order. An app that raises or returns before
-answering startup has no lifespan (the ASGI spec's rule) and is left out.
+the started apps in reverse order. An app that raises before it receives
+``lifespan.startup`` has no lifespan (the ASGI spec's rule) and is left out;
+one that raises after receiving it failed its startup.
 """
 
 from __future__ import annotations
@@ -51,8 +52,13 @@ class AppLifespan:
         try:
             await self.app(dict(self.scope), self._receive, self._send)
         except Exception as error:
-            if not self._answered.is_set():
+            if not self._answered.is_set() and self._asked == 0:
+                # Raised before even asking for lifespan.startup: no lifespan (the ASGI rule).
                 logger.debug("%s has no lifespan: %s", self.name, error)
+            elif not self._answered.is_set():
+                # It took lifespan.startup, then broke: its startup failed.
+                self.failure = f"{type(error).__name__}: {error}"
+                logger.error("lifespan startup of %s raised", self.name, exc_info=error)
             elif self.started:
                 self.failure = f"{type(error).__name__}: {error}"
                 logger.error("the lifespan of %s failed", self.name, exc_info=error)

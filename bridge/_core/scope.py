@@ -43,6 +43,16 @@ def _raw_path(environ: Environ, path: str) -> bytes:
 
 def scope_from_environ(environ: Environ, state: dict[str, Any] | None = None) -> Scope:
     """The ASGI HTTP scope of one WSGI request; ``BadRequest`` if it cannot be one."""
+    try:
+        return _scope_from_environ(environ, state)
+    except (UnicodeError, KeyError, TypeError, AttributeError) as error:
+        # PEP 3333 promises latin-1 native strings and a REQUEST_METHOD; a server broke that.
+        raise BadRequest(
+            f"the WSGI server sent an environ PEP 3333 does not allow: {error!r}"
+        ) from error
+
+
+def _scope_from_environ(environ: Environ, state: dict[str, Any] | None) -> Scope:
     script_name = _utf8(environ.get("SCRIPT_NAME", ""), "script name")
     path = script_name + _utf8(environ.get("PATH_INFO", ""), "path")
     headers: list[tuple[bytes, bytes]] = []
