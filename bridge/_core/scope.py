@@ -20,6 +20,7 @@ WSGI_ENVIRON_KEY = "wsgi.environ"
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _SPECIAL_HEADERS = {"CONTENT_TYPE": b"content-type", "CONTENT_LENGTH": b"content-length"}
+_BYTES_LIKE = (bytes, bytearray, memoryview)
 _VERSIONS = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/2.0": "2", "HTTP/3": "3"}
 
 
@@ -120,9 +121,7 @@ def wsgi_headers(headers: object) -> list[tuple[str, str]]:
     for item in items:
         try:
             raw_name, raw_value = item
-            if not isinstance(raw_name, (bytes, bytearray)) or not isinstance(
-                raw_value, (bytes, bytearray)
-            ):
+            if not isinstance(raw_name, _BYTES_LIKE) or not isinstance(raw_value, _BYTES_LIKE):
                 raise TypeError("not bytes")
             pair = (bytes(raw_name).decode("latin-1"), bytes(raw_value).decode("latin-1"))
         except (TypeError, ValueError) as error:

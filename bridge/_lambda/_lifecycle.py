@@ -16,6 +16,7 @@ import inspect
 import logging
 import signal
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from types import FrameType
 from typing import Any, TypeVar
@@ -61,6 +62,8 @@ class Lifecycle:
     def loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
+            # Its self-pipe is a socket pair: closed with the handler, not left to GC.
+            weakref.finalize(self, _close_loop, self._loop)
         return self._loop
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
@@ -174,3 +177,8 @@ class Lifecycle:
 
 async def _awaited(result: Awaitable[T]) -> T:
     return await result
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    if not loop.is_running() and not loop.is_closed():
+        loop.close()
