@@ -25,29 +25,13 @@ import bridge
 from bridge import AppProtocolError, to_wsgi
 from bridge._types import Receive, Scope, Send
 from tests.servers import HOST, connect, read_response, status_of, wait_for_port
+from tests.test_to_wsgi import environ_for
 
 START = {
     "type": "http.response.start",
     "status": 200,
     "headers": [(b"content-type", b"text/plain")],
 }
-
-
-def environ_for(
-    path: str = "/", method: str = "GET", body: bytes = b"", **extra: Any
-) -> dict[str, Any]:
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SCRIPT_NAME": "",
-        "wsgi.input": io.BytesIO(body),
-    }
-    if body:
-        environ["CONTENT_LENGTH"] = str(len(body))
-    environ.update(extra)
-    wsgiref.util.setup_testing_defaults(environ)
-    return environ
 
 
 class Answer:
