@@ -26,7 +26,7 @@ from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import bridge
-from tests.servers import HOST, free_port, stop_process, wait_for_port
+from tests.servers import HOST, free_port, run_waitress, stop_process, wait_for_port
 
 
 def make_api() -> FastAPI:
@@ -67,7 +67,7 @@ def waitress_url() -> Iterator[str]:
     app = DispatcherMiddleware(legacy, {"/api": api})
     server = waitress.server.create_server(app, host=HOST, port=0, threads=4)
     port = int(server.effective_port)  # type: ignore[union-attr]
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread = threading.Thread(target=run_waitress, args=(server,), name="waitress", daemon=True)
     thread.start()
     wait_for_port(port)
     try:
@@ -138,9 +138,10 @@ def gunicorn(app: str, worker: str, **environment: str) -> Iterator[tuple[str, A
 @pytest.mark.parametrize("worker", ["gthread", "gevent"])
 def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path, worker: str) -> None:
     marks = tmp_path / "marks"
-    with gunicorn(
-        "tests.apps.lifespan_fastapi:wsgi", worker, BRIDGE_MARKS=str(marks)
-    ) as (url, process):
+    with gunicorn("tests.apps.lifespan_fastapi:wsgi", worker, BRIDGE_MARKS=str(marks)) as (
+        url,
+        process,
+    ):
         answer = httpx.get(f"{url}/", timeout=10).json()
         assert answer == {"greeting": "hello from lifespan"}
         answer = httpx.get(f"{url}/sync", timeout=10).json()
@@ -167,7 +168,7 @@ def test_a_client_leaving_an_endless_stream_ends_the_apps_task() -> None:
 
     server = waitress.server.create_server(bridge.to_wsgi(endless), host=HOST, port=0, threads=2)
     port = int(server.effective_port)  # type: ignore[union-attr]
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread = threading.Thread(target=run_waitress, args=(server,), name="waitress", daemon=True)
     thread.start()
     try:
         wait_for_port(port)

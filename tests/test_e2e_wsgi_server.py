@@ -13,7 +13,7 @@ import waitress.server
 from flask import Flask
 
 import bridge
-from tests.servers import HOST, wait_for_port
+from tests.servers import HOST, run_waitress, wait_for_port
 
 
 async def _where(tag: str) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def make_app() -> Flask:
 def waitress_url() -> Iterator[str]:
     server = waitress.server.create_server(make_app(), host=HOST, port=0, threads=2)
     port = server.effective_port  # type: ignore[union-attr]
-    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread = threading.Thread(target=run_waitress, args=(server,), name="waitress", daemon=True)
     thread.start()
     wait_for_port(int(port))
     try:

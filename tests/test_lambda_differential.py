@@ -8,8 +8,10 @@ reason, and the test checks that it still shows (so the list stays true).
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -172,6 +174,17 @@ def _event(source: str, request: str) -> dict[str, Any]:
 
 
 CASES = [(source, request) for source in SOURCES for request in REQUESTS]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def close_mangums_loop() -> Iterator[None]:
+    """Mangum sets a loop as the thread's current one and never closes it; close it here."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        loop = asyncio.get_event_loop()
+    loop.close()
+    asyncio.set_event_loop(None)
 
 
 @pytest.fixture(scope="module")
