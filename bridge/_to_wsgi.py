@@ -170,6 +170,7 @@ _open: set[AsgiToWsgi] = set()
 def _close_at_exit() -> None:
     for bridge in list(_open):
         bridge.close()
+    _shared_runner.stop()
 
 
 def _hook_uwsgi() -> None:

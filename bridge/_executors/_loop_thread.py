@@ -11,22 +11,25 @@ gevent's monkey-patching the thread is still a real OS thread (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import threading
 import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._waiting import new_mailbox, start_os_thread
+from ._waiting import Mailbox, new_mailbox, start_os_thread
 
 
 class LoopThread:
-    """An asyncio loop in one daemon thread, started lazily, living as long as the process."""
+    """An asyncio loop in one daemon thread, started lazily, stopped at process exit."""
 
     def __init__(self, name: str = "bridge-loop") -> None:
         self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended: Mailbox[None] = new_mailbox()
         reference = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget(reference))
 
@@ -44,6 +47,7 @@ class LoopThread:
 
     def _start(self) -> None:
         ready = new_mailbox()
+        ended: Mailbox[None] = new_mailbox()
 
         def serve() -> None:
             loop = asyncio.new_event_loop()
@@ -53,9 +57,35 @@ class LoopThread:
                 loop.run_forever()
             finally:
                 loop.close()
+                ended.put(None)
 
         start_os_thread(serve, self.name)
+        self._ended = ended
         self._loop = ready.get()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel what still runs on the loop, let it unwind, close the loop, end the thread.
+
+        For process exit: tasks left on the loop (an app's own, a request in its
+        grace period) get their ``finally`` blocks run instead of vanishing.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            return
+
+        async def unwind() -> None:
+            current = asyncio.current_task()
+            tasks = [task for task in asyncio.all_tasks() if task is not current]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=timeout)
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(unwind(), loop)
+        # A task that will not unwind leaves the daemon thread to go with the process.
+        with contextlib.suppress(queue.Empty):
+            self._ended.get(timeout=timeout + 1)
 
     @property
     def running(self) -> bool:
