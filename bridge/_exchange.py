@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
-from ._core.response import ResponseState, plain_response
+from ._core.response import ResponseState, plain_response, short_body_error
 from ._errors import (
     BadRequest,
     BodyTimeout,
@@ -313,7 +313,7 @@ class Exchange:
 
     def _respond(self, job: Job[BaseException | None]) -> BaseException | None:
         """Run the app; return an error that must abort the response, if any."""
-        state = ResponseState()
+        state = ResponseState(head=self.environ["REQUEST_METHOD"] == "HEAD")
         put = job.put
 
         def write(data: bytes) -> None:
@@ -330,13 +330,6 @@ class Exchange:
         try:
             iterable = self.bridge.app(self.environ, start_response)
             _stream(iterable, state, put)
-            if state.remaining and self.environ["REQUEST_METHOD"] != "HEAD":
-                logger.warning(
-                    "the WSGI response to %s ended %d bytes short of its Content-Length; "
-                    "the server will close the connection",
-                    job.label,
-                    state.remaining,
-                )
         except BaseException as error:
             if error is job.interrupted or isinstance(error, _CLIENT_GONE):
                 logger.debug("stopped %s: %s", job.label, error)
@@ -412,6 +405,8 @@ def _stream(
                 error = close_error
             else:
                 logger.error("close() of the WSGI response also failed", exc_info=close_error)
+    if error is None and state.short:
+        error = short_body_error(state)
     if error is not None:
         raise error
 

@@ -97,7 +97,7 @@ class WsgiCall:
                 self._serve_read()
             elif kind == _START:
                 start_response(event[1], event[2])
-                return _Response(self, start_response)
+                return _Response(self, start_response, _declared_length(event[1], event[2]))
             elif kind == _ERROR:
                 return self._fail_before_start(start_response, event[1])
             elif kind == _DONE:
@@ -279,18 +279,43 @@ class WsgiCall:
 class _Response:
     """The iterable the WSGI server gets: body chunks as the app sends them."""
 
-    def __init__(self, call: WsgiCall, start_response: StartResponse) -> None:
+    def __init__(self, call: WsgiCall, start_response: StartResponse, length: int | None) -> None:
         self.call = call
         self.start_response = start_response
         self.sent_any = False
+        # ASGI apps leave dropping a HEAD body to their server; not every WSGI server does.
+        self.head = call.environ["REQUEST_METHOD"] == "HEAD"
+        self.length = length
 
     def __iter__(self) -> Iterator[bytes]:
         last = False
+        sent = 0
         while not last:
             chunk, last = self.call.next_chunk(self.start_response, self.sent_any)
             if chunk:
                 self.sent_any = True
-                yield chunk
+                sent += len(chunk)
+                if not self.head:
+                    yield chunk
+        if self.length is not None and sent < self.length and not self.head:
+            # Ended here, the server would pass a short body off as whole and keep
+            # the connection: raising makes it close instead (RELIABILITY 26).
+            error = AppProtocolError(
+                f"the ASGI app's body ended {self.length - sent} bytes short of its "
+                "Content-Length; send the whole body, or leave Content-Length out"
+            )
+            self.call.bridge.log_error(self.call.label, "after its response began", error)
+            raise error
 
     def close(self) -> None:
         self.call.close()
+
+
+def _declared_length(status: str, headers: list[tuple[str, str]]) -> int | None:
+    """The Content-Length a response with a body promises; ``None`` if it promises none."""
+    if status[:1] == "1" or status[:3] in ("204", "304"):
+        return None
+    for name, value in headers:
+        if name.lower() == "content-length":
+            return int(value)  # wsgi_headers let only one run of digits through
+    return None

@@ -256,6 +256,12 @@ def test_start_response_emits_valid_asgi_messages_or_a_documented_error(
     assert isinstance(status, str)
     complete_before_finish = state.complete
     messages += state.finish()
+    if state.short:
+        # A body short of its Content-Length is held open for the caller to abort.
+        declared = int(next(v for n, v in headers if n.lower() == "content-length"))
+        assert sum(len(bytes(chunk)) for chunk in body) < declared
+        assert not any(m["type"] == "http.response.body" and not m["more_body"] for m in messages)
+        return
     check_response_messages(messages)
 
     code = int(status[:3])
@@ -294,6 +300,14 @@ def test_content_length_frames_the_body(code: int, length: int, body: list[bytes
         # Complete as soon as the declared length went out, and not before.
         assert state.complete is (sum(map(len, body[: index + 1])) >= length)
     messages += state.finish()
+    whole = b"".join(body)
+    bodiless = code < 200 or code in (204, 205, 304)
+    # Short of its length, the body is held open (never marked complete) for an abort.
+    assert state.short is (not bodiless and len(whole) < length)
+    if state.short:
+        assert b"".join(m["body"] for m in messages[1:]) == whole
+        assert all(m["more_body"] for m in messages[1:])
+        return
     check_response_messages(messages)
     sent = b"".join(message["body"] for message in messages[1:])
     if code < 200 or code in (204, 205, 304):

@@ -1,4 +1,4 @@
-"""Framing hand-offs the security review found loose, now refused: Content-Length, log lines."""
+"""Framing hand-offs the security review found loose: Content-Length, short bodies, HEAD, logs."""
 
 from __future__ import annotations
 
@@ -100,3 +100,34 @@ def test_fallback_log_line_escapes_the_path(caplog: pytest.LogCaptureFixture) ->
     exchange = run(FakeServer(app).request, make_scope("/fail\r\nERROR forged entry"))
     assert exchange.status == 200
     one_line_each(caplog, "no route in")
+
+
+def test_h11_a_body_short_of_its_content_length_ends_the_connection(
+    asgi_side: dict[str, int],
+) -> None:
+    """Case 26 under h11: after a body short of its length the connection closes."""
+    with Wire(asgi_side["h11"]).send(get("/canned/short") + FOLLOW) as wire:
+        reply = wire.reply()
+        assert reply is not None and reply.body == b"0123456789"
+        assert wire.closed()
+
+
+def test_to_wsgi_a_body_short_of_its_content_length_ends_the_connection(
+    wsgi_side: dict[str, int],
+) -> None:
+    """Case 26 under gunicorn: after a body short of its length the connection is not reused."""
+    for port in wsgi_side.values():
+        with Wire(port).send(get("/canned/short") + FOLLOW) as wire:
+            reply = wire.reply()
+            assert reply is not None and reply.body == b"0123456789"
+            assert wire.closed()
+
+
+def test_to_wsgi_head_sends_no_body(wsgi_side: dict[str, int]) -> None:
+    """Case 28: to_wsgi drops the body of a HEAD response; headers stay, as on ASGI servers."""
+    for port in wsgi_side.values():
+        request = b"HEAD /canned/head HTTP/1.1\r\nHost: test\r\n\r\n"
+        with Wire(port).send(request + FOLLOW) as wire:
+            reply, follow = wire.reply(head_only=True), wire.reply()
+        assert reply is not None and reply.values(b"content-length") == [b"4"]
+        assert follow is not None and follow.seen()["path"] == "/follow"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .._errors import InvalidChunk, InvalidHeader, StartResponseError
+from .._errors import AppProtocolError, InvalidChunk, InvalidHeader, StartResponseError
 from .._types import Message, OptExcInfo
 from .headers import encode_headers, parse_status
 
@@ -36,15 +36,26 @@ _NO_CONTENT_LENGTH: Final = frozenset({204, 205})
 class ResponseState:
     """One response's progress from ``start_response`` to its last ASGI message."""
 
-    __slots__ = ("_drop_body", "complete", "headers", "remaining", "started", "status")
+    __slots__ = (
+        "_drop_body",
+        "complete",
+        "head",
+        "headers",
+        "remaining",
+        "short",
+        "started",
+        "status",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, head: bool = False) -> None:
         self.status: int | None = None
         self.headers: list[tuple[bytes, bytes]] = []
         self.started = False
         self.complete = False
         self.remaining: int | None = None
         self._drop_body = False
+        self.head = head  # a HEAD response may declare a length it does not send
+        self.short = False  # the body ended before its Content-Length: the caller aborts
 
     def start_response(
         self, status: str, headers: object, exc_info: OptExcInfo | None = None
@@ -100,6 +111,12 @@ class ResponseState:
                 chunk = chunk[: self.remaining]
                 last = True
             self.remaining -= len(chunk)
+            if last and self.remaining and not self.head:
+                # Ending it here would pass a short body off as whole (RELIABILITY 26).
+                self.short = True
+                last = False
+                if not chunk:
+                    return []
         if not chunk and not last:
             return []
         self.complete = last
@@ -111,6 +128,14 @@ class ResponseState:
     def finish(self) -> list[Message]:
         """The messages that end the response once the iterable is exhausted."""
         return self.body(b"", last=True)
+
+
+def short_body_error(state: ResponseState) -> AppProtocolError:
+    """The error that aborts a response whose body ended before its Content-Length."""
+    return AppProtocolError(
+        f"the response body ended {state.remaining} bytes short of its Content-Length; "
+        "send the whole body, or leave Content-Length out"
+    )
 
 
 def _as_bytes(chunk: object) -> bytes:

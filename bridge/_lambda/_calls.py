@@ -14,7 +14,7 @@ import io
 from typing import Any
 
 from .._core.environ import EnvironBuilder
-from .._core.response import ResponseState
+from .._core.response import ResponseState, short_body_error
 from .._core.scope import wsgi_headers
 from .._errors import AppProtocolError, InvalidStatus
 from .._types import ASGIApp, Message, OptExcInfo, ResponseHeaders, Write, WSGIApp
@@ -43,7 +43,7 @@ def call_wsgi(
     environ[EVENT_KEY] = scope[EVENT_KEY]
     environ[CONTEXT_KEY] = scope[CONTEXT_KEY]
     environ[STATE_KEY] = state
-    rules = ResponseState()
+    rules = ResponseState(head=scope["method"] == "HEAD")
     collected: list[bytes] = []
     size = 0
 
@@ -69,6 +69,8 @@ def call_wsgi(
             if rules.complete or size > limit:
                 break
         keep(rules.finish())
+        if rules.short:
+            raise short_body_error(rules)
     finally:
         close = getattr(result, "close", None)
         if close is not None:
