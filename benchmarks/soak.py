@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/soak.py [--duration 120] [--quick] [--setup NAME]
+    .venv/bin/python benchmarks/soak.py [--duration 180] [--quick] [--setup NAME]
 
 For each setup of ``tests/fault_servers.py`` (uvicorn + ``to_asgi`` with each
 executor, waitress and gunicorn + ``to_wsgi``), in a process of its own:
@@ -23,7 +23,8 @@ wrong answer, anything counted is above its baseline after settling (threads
 outside the bridge's pool, busy pool workers, busy greenlets, tasks, file
 descriptors), the server died, or resident memory or the count of GC-tracked
 objects rose over the second half of the run by more than ``RSS_SLOPE_LIMIT``
-or ``OBJECTS_SLOPE_LIMIT`` per minute (least-squares slope). Lifespan
+or ``OBJECTS_SLOPE_LIMIT`` per minute (least-squares slope; the servers run
+with ``MALLOC_ARENA_MAX=2``, see ``MALLOC_ARENAS``). Lifespan
 failures are tested on servers of their own in ``tests/test_faults_e2e.py``.
 
 Prints a markdown table, writes ``benchmarks/results/soak.json`` (not with
@@ -62,6 +63,11 @@ OBJECTS_SLOPE_LIMIT = 500  # GC-tracked objects per minute, over the second half
 # concurrency (they are kept for reuse) and are reported, not judged.
 JUDGED = ("threads_outside_pool", "pool_busy", "greenlets_busy", "tasks", "fds")
 GOOD_MIX = ("ok", "ok", "echo", "ok", "stream")
+# glibc gives each thread that allocates its own arena (up to 8 per CPU), and each
+# grows to its own high-water mark: under waitress (5 threads) resident memory
+# climbs for two or three minutes before it levels off, which a short run would
+# read as a trend. Two arenas keep that climb small; --malloc-arenas 0 shows it.
+MALLOC_ARENAS = 2
 
 
 def log(text: str) -> None:
@@ -142,9 +148,10 @@ def slope_per_minute(samples: list[tuple[float, int]]) -> float:
     return 60 * sum((t - mean_t) * (v - mean_v) for t, v in samples) / spread
 
 
-def soak(setup: str, duration: float) -> dict[str, Any]:
+def soak(setup: str, duration: float, arenas: int) -> dict[str, Any]:
     log(f"== {setup}: {duration:.0f} s")
-    with serving(setup) as server, GoodClient(server.url) as probe:
+    env = {"MALLOC_ARENA_MAX": str(arenas)} if arenas else {}
+    with serving(setup, env=env) as server, GoodClient(server.url) as probe:
         probe.ok()
         probe.echo()
         probe.stream()
@@ -256,14 +263,20 @@ def table(results: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--duration", type=float, default=120.0, help="seconds per setup")
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds per setup")
     parser.add_argument("--quick", action="store_true", help="15 s per setup, no results file")
     parser.add_argument("--setup", choices=SETUPS, action="append", help="only this setup")
     parser.add_argument("--output", type=Path, help=f"results file (default {RESULTS})")
+    parser.add_argument(
+        "--malloc-arenas",
+        type=int,
+        default=MALLOC_ARENAS,
+        help=f"MALLOC_ARENA_MAX for the servers (default {MALLOC_ARENAS}; 0: glibc's own)",
+    )
     args = parser.parse_args()
     duration = 15.0 if args.quick else args.duration
     output = args.output or (None if args.quick else RESULTS)
-    results = [soak(setup, duration) for setup in args.setup or SETUPS]
+    results = [soak(setup, duration, args.malloc_arenas) for setup in args.setup or SETUPS]
     print(table(results))
     for result in results:
         for problem in result["problems"]:
@@ -274,6 +287,7 @@ def main() -> int:
             "python": platform.python_version(),
             "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
             "clients": {"good": GOOD_CLIENTS, "fault": FAULT_CLIENTS},
+            "malloc_arena_max": args.malloc_arenas or "glibc default",
             "setups": results,
         }
         output.write_text(json.dumps(document, indent=1) + "\n")
