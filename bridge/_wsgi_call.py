@@ -273,7 +273,9 @@ class WsgiCall:
             self.room.set_exception(ClientDisconnected("the WSGI server closed the response"))
         task = self.task
         if task is not None and not task.done():
-            self.loop.call_later(self.bridge.grace_period, task.cancel)
+            timer = self.loop.call_later(self.bridge.grace_period, task.cancel)
+            # A task that ends by itself need not be held until the timer fires.
+            task.add_done_callback(lambda _: timer.cancel())
 
 
 class _Response:
