@@ -391,13 +391,17 @@ def above_baseline(
         time.sleep(0.05)
 
 
-def burst(url: str, count: int) -> None:
-    """``count`` requests at once, each held 0.2 s by the app: pools grow to ``count``."""
+def burst(url: str, count: int, path: str = "/hang?seconds=0.2") -> None:
+    """``count`` requests at once, each held 0.2 s: pools grow to ``count``.
+
+    ``/hang`` holds a bridge worker and a server thread; ``/_sleep?seconds=0.2``
+    holds only the server's.
+    """
 
     def one(_: int) -> int:
-        return httpx.get(f"{url}/hang?seconds=0.2", timeout=TIMEOUT).status_code
+        return httpx.get(f"{url}{path}", timeout=TIMEOUT).status_code
 
     with concurrent.futures.ThreadPoolExecutor(count) as pool:
         statuses = list(pool.map(one, range(count)))
     if statuses != [200] * count:
-        raise WrongAnswer(f"a burst of {count} /hang got {statuses}")
+        raise WrongAnswer(f"a burst of {count} {path} got {statuses}")

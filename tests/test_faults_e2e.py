@@ -222,6 +222,7 @@ def test_a_failing_startup_under_fallback_stops_uvicorn_naming_the_cause(setup: 
 def test_a_failing_startup_makes_every_request_a_500_and_the_server_stays_up(setup: str) -> None:
     with serving(setup, "failing_lifespan_wsgi") as server, GoodClient(server.url) as good:
         assert good.client.get("/ok").status_code == 500
+        burst(server.url, 4, "/_sleep?seconds=0.2")  # gunicorn starts its 4 threads as needed
         first = good.settled()
         answers = {good.client.get(path).status_code for path in ["/ok", "/stream?size=9"] * 10}
         assert answers == {500}

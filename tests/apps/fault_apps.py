@@ -17,8 +17,9 @@ never blocks its loop.
 
 Each app sits behind a small dispatcher of the other interface that answers
 ``/_accounting`` (what the process holds now, as JSON), ``/_produced?token=``
-(bytes a ``/stream`` made so far) and ``/_release?token=`` (lets a ``/gated``
-response go on) without entering the bridge, so asking never uses a worker.
+(bytes a ``/stream`` made so far), ``/_release?token=`` (lets a ``/gated``
+response go on) and ``/_sleep?seconds=`` (holds a server thread, or a task)
+without entering the bridge, so asking never uses a worker.
 
 ``failing_lifespan_wsgi`` (to_wsgi) and ``failing_lifespan_asgi`` (fallback)
 serve the same routes behind an ASGI app whose lifespan startup fails.
@@ -31,6 +32,7 @@ import gc
 import json
 import os
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -350,6 +352,9 @@ class AccountingASGI:
             data["tasks"] = len(asyncio.all_tasks()) - 1  # not counting this request
         elif path == "/_produced":
             data = {"bytes": produced(query["token"])}
+        elif path == "/_sleep":
+            await asyncio.sleep(float(query["seconds"]))
+            data = {"slept": query["seconds"]}
         else:
             release(query["token"])
             data = {"released": query["token"]}
@@ -377,6 +382,9 @@ class AccountingWSGI:
             data["tasks"] = asyncio.run_coroutine_threadsafe(_count_tasks(), loop).result(5)
         elif path == "/_produced":
             data = {"bytes": produced(query["token"])}
+        elif path == "/_sleep":
+            time.sleep(float(query["seconds"]))  # holds this server thread, as a slow view does
+            data = {"slept": query["seconds"]}
         else:
             loop.call_soon_threadsafe(release, query["token"])
             data = {"released": query["token"]}
