@@ -29,7 +29,7 @@ class LoopThread:
         self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ended: Mailbox[None] = new_mailbox()
+        self._ended: Mailbox[None] | None = None  # made with the thread, not at import
         reference = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _forget(reference))
 
@@ -69,8 +69,8 @@ class LoopThread:
         For process exit: tasks left on the loop (an app's own, a request in its
         grace period) get their ``finally`` blocks run instead of vanishing.
         """
-        loop = self._loop
-        if loop is None or loop.is_closed() or not loop.is_running():
+        loop, ended = self._loop, self._ended
+        if loop is None or ended is None or loop.is_closed() or not loop.is_running():
             return
 
         async def unwind() -> None:
@@ -85,7 +85,7 @@ class LoopThread:
         asyncio.run_coroutine_threadsafe(unwind(), loop)
         # A task that will not unwind leaves the daemon thread to go with the process.
         with contextlib.suppress(queue.Empty):
-            self._ended.get(timeout=timeout + 1)
+            ended.get(timeout=timeout + 1)
 
     @property
     def running(self) -> bool:
