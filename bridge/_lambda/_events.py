@@ -293,22 +293,20 @@ def _header_bytes(value: object) -> bytes:
 
 def _encode_query(event: Mapping[str, Any]) -> bytes:
     """API Gateway hands over decoded parameters: encode them, once."""
-    multi = event.get("multiValueQueryStringParameters")
-    if multi:
-        pairs = [(name, value) for name, values in multi.items() for value in values or ()]
-    else:
-        pairs = list(_mapping(event.get("queryStringParameters")).items())
-    return urlencode(pairs).encode("ascii")
+    return urlencode(_query_pairs(event)).encode("ascii")
 
 
 def _raw_query(event: Mapping[str, Any]) -> bytes:
     """A load balancer hands over parameters as the client encoded them: join them as they are."""
+    text = "&".join(f"{name}={value}" for name, value in _query_pairs(event))
+    return text.encode("latin-1", "replace")
+
+
+def _query_pairs(event: Mapping[str, Any]) -> list[tuple[Any, Any]]:
     multi = event.get("multiValueQueryStringParameters")
     if multi:
-        pairs = [(name, value) for name, values in multi.items() for value in values or ()]
-    else:
-        pairs = list(_mapping(event.get("queryStringParameters")).items())
-    return "&".join(f"{name}={value}" for name, value in pairs).encode("latin-1", "replace")
+        return [(name, value) for name, values in multi.items() for value in values or ()]
+    return list(_mapping(event.get("queryStringParameters")).items())
 
 
 def _last_forwarded(headers: list[tuple[bytes, bytes]]) -> str:

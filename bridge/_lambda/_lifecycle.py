@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -66,7 +66,7 @@ class Lifecycle:
             weakref.finalize(self, _close_loop, self._loop)
         return self._loop
 
-    def run(self, work: Coroutine[Any, Any, T]) -> T:
+    def run(self, work: Awaitable[T]) -> T:
         return self.loop.run_until_complete(work)
 
     def startup(self) -> None:
@@ -109,7 +109,7 @@ class Lifecycle:
     def _call_hook(self, hook: Hook) -> None:
         result = hook(self.state)
         if inspect.isawaitable(result):
-            self.run(_awaited(result))
+            self.run(result)
 
     async def _start_lifespan(self, app: ASGIApp) -> str | None:
         ready: asyncio.Future[AppLifespan] = asyncio.get_running_loop().create_future()
@@ -173,10 +173,6 @@ class Lifecycle:
                 raise SystemExit(0)
 
         signal.signal(signal.SIGTERM, on_sigterm)
-
-
-async def _awaited(result: Awaitable[T]) -> T:
-    return await result
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
