@@ -41,10 +41,15 @@ _name_cache: dict[str, bytes] = {}
 _NAME_CACHE_LIMIT = 1024
 _pair_cache: dict[tuple[object, object], tuple[bytes, bytes]] = {}
 _PAIR_CACHE_LIMIT = 4096
+_status_codes: dict[str, int] = {}
+_STATUS_CACHE_LIMIT = 256
 
 
 def parse_status(status: object) -> int:
     """Return the status code of a WSGI status line such as ``"200 OK"``."""
+    code = _status_codes.get(status) if type(status) is str else None
+    if code is not None:
+        return code
     if type(status) is not str:
         raise InvalidStatus(
             f"the status must be a str such as '200 OK', got {type(status).__name__}: {status!r}"
@@ -55,7 +60,10 @@ def parse_status(status: object) -> int:
             f"invalid status {status!r}: give three digits, a space and a reason phrase "
             "without control characters, such as '200 OK'"
         )
-    return int(match.group(1))
+    code = int(match.group(1))
+    if len(_status_codes) < _STATUS_CACHE_LIMIT:
+        _status_codes[status] = code
+    return code
 
 
 def encode_name(name: object) -> bytes:
@@ -96,10 +104,16 @@ def encode_value(name: str, value: object) -> bytes:
 
 def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
     """Validate a WSGI header list and encode it for ASGI, dropping hop-by-hop headers."""
-    if not isinstance(headers, Sequence) or isinstance(headers, (str, bytes)):
+    if type(headers) is not list and (
+        not isinstance(headers, Sequence) or isinstance(headers, (str, bytes))
+    ):
         raise InvalidHeader(
             f"response headers must be a list of (name, value) tuples, got {type(headers).__name__}"
         )
+    try:  # headers seen before, in one pass
+        return [_pair_cache[item] for item in headers]
+    except (KeyError, TypeError):
+        pass
     encoded: list[tuple[bytes, bytes]] = []
     for item in headers:
         if type(item) is not tuple or len(item) != 2:

@@ -90,15 +90,34 @@ class ResponseState:
         self.remaining = None if self._drop_body else remaining
 
     def _start_message(self) -> Message:
-        self.started = True
         return {"type": "http.response.start", "status": self.status, "headers": self.headers}
 
     def body(self, chunk: object, last: bool = False) -> list[Message]:
         """The messages one body chunk turns into; ``last`` when no chunk follows."""
+        started = self.started
+        data = self.accept(chunk, last)
+        if data is None:
+            return []
+        body: Message = {"type": "http.response.body", "body": data, "more_body": not self.complete}
+        if started:
+            return [body]
+        return [self._start_message(), body]
+
+    def finish(self) -> list[Message]:
+        """The messages that end the response once the iterable is exhausted."""
+        return self.body(b"", last=True)
+
+    def accept(self, chunk: object, last: bool = False) -> bytes | None:
+        """The bytes of ``chunk`` that go out, or ``None`` when nothing does.
+
+        The first non-``None`` answer starts the response (``started``); the
+        one that ends it sets ``complete``. For callers that gather the body
+        themselves rather than send ASGI messages.
+        """
         if type(chunk) is not bytes:
             chunk = _as_bytes(chunk)
         if self.complete:
-            return []
+            return None
         if self.status is None:
             raise StartResponseError(
                 "the application produced a body before calling start_response(); "
@@ -116,18 +135,12 @@ class ResponseState:
                 self.short = True
                 last = False
                 if not chunk:
-                    return []
+                    return None
         if not chunk and not last:
-            return []
+            return None
         self.complete = last
-        body: Message = {"type": "http.response.body", "body": chunk, "more_body": not last}
-        if self.started:
-            return [body]
-        return [self._start_message(), body]
-
-    def finish(self) -> list[Message]:
-        """The messages that end the response once the iterable is exhausted."""
-        return self.body(b"", last=True)
+        self.started = True
+        return chunk
 
 
 def short_body_error(state: ResponseState) -> AppProtocolError:
