@@ -12,13 +12,23 @@ from __future__ import annotations
 import asyncio
 import io
 from typing import Any
+from urllib.parse import unquote
 
 from .._core.environ import EnvironBuilder
 from .._core.response import ResponseState, short_body_error
 from .._core.scope import wsgi_headers
 from .._errors import AppProtocolError, InvalidStatus
-from .._types import ASGIApp, Message, OptExcInfo, ResponseHeaders, Write, WSGIApp
-from ._events import LambdaRequest
+from .._types import (
+    ASGIApp,
+    Environ,
+    Message,
+    OptExcInfo,
+    ResponseHeaders,
+    Scope,
+    Write,
+    WSGIApp,
+)
+from ._events import LambdaRequest, origin
 from ._replies import Response
 
 EVENT_KEY = "aws.event"
@@ -29,61 +39,100 @@ STATE_KEY = "bridge.state"
 """The environ key holding the state startup hooks filled (``scope["state"]`` for ASGI)."""
 
 
-def call_wsgi(
-    app: WSGIApp,
-    builder: EnvironBuilder,
-    request: LambdaRequest,
-    state: dict[str, Any],
-    limit: int,
-) -> Response:
-    scope = request.scope
-    environ = builder.build(scope)
-    environ["wsgi.input"] = io.BytesIO(request.body)
-    environ["CONTENT_LENGTH"] = str(len(request.body))
-    environ[EVENT_KEY] = scope[EVENT_KEY]
-    environ[CONTEXT_KEY] = scope[CONTEXT_KEY]
-    environ[STATE_KEY] = state
-    rules = ResponseState(head=scope["method"] == "HEAD")
+def wsgi_environ(request: LambdaRequest, builder: EnvironBuilder) -> Environ:
+    """The request through the core's environ builder, with the proxy's view of the origin."""
+    path = request.path
+    environ = builder.build_from_text(
+        request.method,
+        unquote(path, errors="surrogateescape") if "%" in path else path,
+        request.root_path,
+        request.query,
+        request.http_version,
+        request.headers,
+    )
+    get = environ.get
+    known = origin(
+        get("HTTP_HOST", ""), get("HTTP_X_FORWARDED_PROTO", ""), get("HTTP_X_FORWARDED_PORT", "")
+    )
+    environ["wsgi.url_scheme"] = known.scheme
+    environ["SERVER_NAME"] = known.server_name
+    environ["SERVER_PORT"] = known.server_port
+    client = request.client
+    if client is None:  # a load balancer appends the address it saw to X-Forwarded-For
+        client = get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
+    if client:
+        environ["REMOTE_ADDR"] = client  # no REMOTE_PORT: the proxy does not pass it on
+    body = request.body
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ[EVENT_KEY] = request.event
+    environ[CONTEXT_KEY] = request.context
+    return environ
+
+
+def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
+    rules = ResponseState(environ["REQUEST_METHOD"] == "HEAD")
     collected: list[bytes] = []
     size = 0
-
-    def keep(messages: list[Message]) -> None:
-        nonlocal size
-        for message in messages:
-            chunk = message.get("body")
-            if chunk:
-                size += len(chunk)
-                if size <= limit:
-                    collected.append(chunk)
 
     def start_response(
         status: str, headers: ResponseHeaders, exc_info: OptExcInfo | None = None
     ) -> Write:
         rules.start_response(status, headers, exc_info)
-        return lambda chunk: keep(rules.body(chunk))
+        return write
+
+    def write(chunk: bytes) -> None:
+        nonlocal size
+        data = rules.accept(chunk)
+        if data:
+            size += len(data)
+            if size <= limit:
+                collected.append(data)
 
     result = app(environ, start_response)
     try:
+        accept = rules.accept
         for chunk in result:
-            keep(rules.body(chunk))
+            data = accept(chunk)
+            if data:
+                size += len(data)
+                if size <= limit:
+                    collected.append(data)
             if rules.complete or size > limit:
                 break
-        keep(rules.finish())
-        if rules.short:
-            raise short_body_error(rules)
+        if size <= limit:  # past it, the reply is refused whatever the rest would be
+            rules.accept(b"", last=True)
+            if rules.short:
+                raise short_body_error(rules)
     finally:
-        close = getattr(result, "close", None)
+        close = getattr(result, "close", None) if type(result) is not list else None
         if close is not None:
             close()
-    assert rules.status is not None  # finish() refuses a response that never started
-    headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in rules.headers]
-    return Response(rules.status, headers, collected, size)
+    assert rules.status is not None  # accept() refuses a body before start_response
+    return Response(rules.status, text_headers(rules.headers), collected, size)
+
+
+def text_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """Checked response headers back as text, which is what a Lambda reply carries."""
+    try:  # headers seen before, in one pass
+        return [_TEXT_PAIRS[pair] for pair in headers]
+    except KeyError:
+        pass
+    if len(_TEXT_PAIRS) >= 1024:
+        _TEXT_PAIRS.clear()
+    for name, value in headers:
+        # Optional whitespace is no part of a value (RFC 9110 5.5); Django's cookies have it.
+        text = (name.decode("latin-1"), value.decode("latin-1").strip(" \t"))
+        _TEXT_PAIRS[name, value] = text
+    return [_TEXT_PAIRS[pair] for pair in headers]
+
+
+_TEXT_PAIRS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
 
 async def call_asgi(
-    app: ASGIApp, request: LambdaRequest, state: dict[str, Any], limit: int
+    app: ASGIApp, scope: Scope, body: bytes, state: dict[str, Any], limit: int
 ) -> Response:
-    scope = request.scope  # built for this invocation alone
     scope["state"] = dict(state)
     response: Response | None = None
     asked = complete = False
@@ -93,7 +142,7 @@ async def call_asgi(
         nonlocal asked, finished
         if not asked:
             asked = True
-            return {"type": "http.request", "body": request.body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         # Like a client that stays until the whole answer is in: a streaming
         # response that listens for a disconnect is not cut short.
         if not complete:
@@ -111,7 +160,8 @@ async def call_asgi(
             if type(status) is not int or not 100 <= status <= 599:
                 raise InvalidStatus(f"the ASGI app sent status {status!r}; send an int such as 200")
             headers = wsgi_headers(message.get("headers", ()))
-            response = Response(status, [(name.lower(), value) for name, value in headers])
+            pairs = [(name.lower(), value.strip(" \t")) for name, value in headers]
+            response = Response(status, pairs)
         elif kind == "http.response.body":
             if response is None or complete:
                 where = "before http.response.start" if response is None else "after the last one"

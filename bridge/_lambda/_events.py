@@ -20,10 +20,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final, Literal, NamedTuple
-from urllib.parse import quote, unquote, urlencode
+from urllib.parse import quote, quote_plus, unquote
 
+from .._core.environ import (
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    too_many_header_bytes,
+    too_many_headers,
+)
 from .._errors import BadRequest, UnsupportedEvent
 from .._types import Scope
 
@@ -56,42 +62,66 @@ class ReplyForm(NamedTuple):
 
 
 class LambdaRequest(NamedTuple):
-    """One invocation's request, ready for either kind of app."""
+    """One invocation's request as the event gives it, before either kind of app sees it."""
 
     form: ReplyForm
-    scope: Scope
+    event: Mapping[str, Any]
+    context: object
+    method: str
+    path: str
+    """The whole path as the client sent it, percent-encoded, ``root_path`` included."""
+    root_path: str
+    """Decoded, as a scope's ``root_path``."""
+    query: str
+    """Percent-encoded; latin-1 characters only."""
+    headers: list[tuple[str, str]]
+    """Names in any case, values as text, in the order the event lists them."""
+    client: str | None
+    """The client's address; ``None``: the last ``X-Forwarded-For`` entry (a load balancer)."""
+    http_version: str
     body: bytes
 
 
 def reply_form(event: object) -> ReplyForm:
-    """The reply's shape for ``event``, or ``UnsupportedEvent`` when it is not HTTP."""
-    source = source_of(event)
-    assert isinstance(event, Mapping)
-    return ReplyForm(source, source == "alb" and "multiValueHeaders" in event)
+    """Where ``event`` came from; ``UnsupportedEvent``, naming what arrived, if not HTTP."""
+    if type(event) is dict or isinstance(event, Mapping):
+        request_context = event.get("requestContext")
+        if request_context and (
+            type(request_context) is dict or isinstance(request_context, Mapping)
+        ):
+            if "elb" in request_context:
+                return _FORMS["alb", "multiValueHeaders" in event]
+            http = request_context.get("http")
+            if (
+                http
+                and event.get("version") == "2.0"
+                and (type(http) is dict or isinstance(http, Mapping))
+            ):
+                domain = request_context.get("domainName")
+                url = type(domain) is str and ".lambda-url." in domain
+                return _FORMS["url" if url else "http", False]
+            if "httpMethod" in event and "eventType" not in request_context:
+                return _FORMS["rest", False]
+    raise UnsupportedEvent(_describe(event))
+
+
+_FORMS: Final = {
+    (source, multi): ReplyForm(source, multi)
+    for source in ("rest", "http", "url", "alb")
+    for multi in (False, True)
+}
 
 
 def read_event(
     event: Mapping[str, Any], form: ReplyForm, context: object, root_path: str | None
 ) -> LambdaRequest:
-    """Translate an HTTP event; ``root_path=None`` takes the stage prefix from the event."""
-    if form.source in ("http", "url"):
-        return _read_v2(event, context, form, root_path)
-    return _read_v1(event, context, form, root_path)
-
-
-def source_of(event: object) -> Source:
-    """Which source sent ``event``, or ``UnsupportedEvent`` naming what arrived."""
-    if type(event) is dict or isinstance(event, Mapping):
-        request_context = _mapping(event.get("requestContext"))
-        if request_context:
-            if "elb" in request_context:
-                return "alb"
-            if event.get("version") == "2.0" and _mapping(request_context.get("http")):
-                domain = str(request_context.get("domainName", ""))
-                return "url" if ".lambda-url." in domain else "http"
-            if "httpMethod" in event and "eventType" not in request_context:
-                return "rest"
-    raise UnsupportedEvent(_describe(event))
+    """Read an HTTP event; ``root_path=None`` takes the stage prefix from the event."""
+    try:
+        if form.source in ("http", "url"):
+            return _read_v2(event, context, form, root_path)
+        return _read_v1(event, context, form, root_path)
+    except (TypeError, AttributeError, ValueError) as error:
+        raise BadRequest(f"the event is malformed: {error!r}") from error
 
 
 def _describe(event: object) -> str:
@@ -114,141 +144,232 @@ def _describe(event: object) -> str:
     )
 
 
+# The readers let a field of the wrong type fail (read_event makes it a 400),
+# and leave the rare cases to helpers: a warm function reads thousands of events.
+
+
 def _read_v1(
     event: Mapping[str, Any], context: object, form: ReplyForm, root_path: str | None
 ) -> LambdaRequest:
-    source = form.source
-    headers = _header_pairs(event)
-    path = _text(event.get("path")) or "/"
-    if root_path is None:
-        root = _stage_prefix_v1(event, path) if source == "rest" else ""
-    else:
+    request_context = event["requestContext"]
+    path = event.get("path") or "/"
+    if root_path is not None:
         root = root_path.rstrip("/")
-    if source == "alb":
+    elif form.source == "rest":
+        root = _stage_prefix_v1(request_context, path)
+    else:
+        root = ""
+    if form.source == "alb":
         query = _raw_query(event)
-        client = _last_forwarded(headers)
+        client = None
     else:
         query = _encode_query(event)
-        identity = _mapping(_mapping(event.get("requestContext")).get("identity"))
-        client = _text(identity.get("sourceIp"))
-    protocol = _text(_mapping(event.get("requestContext")).get("protocol"))
-    scope = _scope(event, context, _text(event.get("httpMethod")), path, root, query, headers)
-    _finish_scope(scope, headers, client, protocol)
-    return LambdaRequest(form, scope, _body(event))
+        identity = request_context.get("identity")
+        client = identity.get("sourceIp") if identity else ""
+    multi = event.get("multiValueHeaders")
+    if multi:
+        headers = [
+            (name, value)
+            for name, values in multi.items()
+            for value in (values if type(values) is list else _listed(values))
+        ]
+    else:
+        single = event.get("headers")
+        headers = list(single.items()) if single else []
+    method = event.get("httpMethod")
+    if type(method) is not str or not method.isupper():
+        method = _method(method)
+    if root or not path.startswith("/"):
+        path = _full_path(path, root)
+    protocol = request_context.get("protocol")
+    body = event.get("body")
+    return LambdaRequest(
+        form,
+        event,
+        context,
+        method,
+        path,
+        decoded_path(root) if root else "",
+        query,
+        headers,
+        client,
+        "1.1" if protocol == "HTTP/1.1" else _version(protocol),
+        _body(event, body) if body else b"",
+    )
 
 
 def _read_v2(
     event: Mapping[str, Any], context: object, form: ReplyForm, root_path: str | None
 ) -> LambdaRequest:
-    request_context = _mapping(event.get("requestContext"))
-    http = _mapping(request_context.get("http"))
-    headers = _encode_headers(_mapping(event.get("headers")).items())
+    request_context = event["requestContext"]
+    http = request_context["http"]
+    single = event.get("headers")
+    headers = list(single.items()) if single else []
     cookies = event.get("cookies")
     if cookies:
-        headers.append((b"cookie", _header_bytes("; ".join(str(cookie) for cookie in cookies))))
-    path = _text(event.get("rawPath")) or _text(http.get("path")) or "/"
-    if root_path is None:
-        stage = _text(request_context.get("stage"))
-        prefix = "/" + stage
-        under = stage and stage != "$default" and (path == prefix or path.startswith(prefix + "/"))
-        root = prefix if under else ""
-    else:
+        headers.append(("cookie", "; ".join(str(cookie) for cookie in cookies)))
+    path = event.get("rawPath") or http.get("path") or "/"
+    root = ""
+    if root_path is not None:
         root = root_path.rstrip("/")
-    query = _text(event.get("rawQueryString")).encode("latin-1", "replace")
-    method = _text(http.get("method")) or _text(event.get("httpMethod"))
-    scope = _scope(event, context, method, path, root, query, headers)
-    _finish_scope(scope, headers, _text(http.get("sourceIp")), _text(http.get("protocol")))
-    return LambdaRequest(form, scope, _body(event))
-
-
-def _scope(
-    event: Mapping[str, Any],
-    context: object,
-    method: str,
-    encoded_path: str,
-    root: str,
-    query: bytes,
-    headers: list[tuple[bytes, bytes]],
-) -> Scope:
-    if not method:
-        raise BadRequest("the event has no HTTP method (httpMethod or requestContext.http.method)")
-    if not encoded_path.startswith("/"):
-        encoded_path = "/" + encoded_path
-    if root and not (encoded_path == root or encoded_path.startswith(root + "/")):
-        encoded_path = root + encoded_path
-    decoded = (
-        unquote(encoded_path, errors="surrogateescape") if "%" in encoded_path else encoded_path
+    else:
+        stage = request_context.get("stage")
+        if stage and stage != "$default":
+            prefix = "/" + stage
+            if path == prefix or path.startswith(prefix + "/"):
+                root = prefix
+    query = event.get("rawQueryString") or ""
+    if not query.isascii():
+        query = query.encode("latin-1", "replace").decode("latin-1")
+    method = http.get("method") or event.get("httpMethod")
+    if type(method) is not str or not method.isupper():
+        method = _method(method)
+    if root or not path.startswith("/"):
+        path = _full_path(path, root)
+    protocol = http.get("protocol")
+    body = event.get("body")
+    return LambdaRequest(
+        form,
+        event,
+        context,
+        method,
+        path,
+        decoded_path(root) if root else "",
+        query,
+        headers,
+        http.get("sourceIp") or "",
+        "1.1" if protocol == "HTTP/1.1" else _version(protocol),
+        _body(event, body) if body else b"",
     )
+
+
+def _listed(values: object) -> list[Any]:
+    if values is None:  # the console's test events have it
+        return []
+    if isinstance(values, (list, tuple)):
+        return list(values)
+    raise BadRequest(f"multi-value fields must hold lists, got {values!r}")
+
+
+def _method(method: object) -> str:
+    if not method or type(method) is not str:
+        raise BadRequest("the event has no HTTP method (httpMethod or requestContext.http.method)")
+    return method.upper()
+
+
+def _full_path(path: str, root: str) -> str:
+    if not path.startswith("/"):
+        path = "/" + path
+    if root and not (path == root or path.startswith(root + "/")):
+        path = root + path
+    return path
+
+
+def decoded_path(path: str) -> str:
+    """A percent-encoded path decoded as an ASGI scope holds it."""
+    return unquote(path, errors="surrogateescape") if "%" in path else path
+
+
+def _version(protocol: object) -> str:
+    if type(protocol) is not str:
+        return "1.1"
+    return _VERSIONS.get(protocol.upper(), "1.1")
+
+
+def scope_of(request: LambdaRequest) -> Scope:
+    """The ASGI scope of one request, built for this invocation alone."""
+    headers = _encode_headers(request.headers)
+    if len(headers) > MAX_HEADERS:  # the caps a WSGI app's environ builder applies
+        raise too_many_headers(len(headers), MAX_HEADERS)
+    encoded_path = request.path
+    decoded = decoded_path(encoded_path)
     if encoded_path.isascii():
         raw = encoded_path.encode("ascii")  # as the client sent it: %2F stays apart from /
     else:
         raw = quote(decoded, safe=_SAFE_PATH, errors="surrogateescape").encode("ascii")
-    return {
-        "type": "http",
-        "asgi": _ASGI,
-        "http_version": "1.1",
-        "method": method.upper(),
-        "scheme": "https",
-        "path": decoded,
-        "raw_path": raw,
-        "root_path": unquote(root) if "%" in root else root,
-        "query_string": query,
-        "headers": headers,
-        "server": None,
-        "client": None,
-        "aws.event": event,
-        "aws.context": context,
-    }
-
-
-def _finish_scope(
-    scope: Scope, headers: list[tuple[bytes, bytes]], client: str, protocol: str
-) -> None:
-    """Scheme, server and client as the proxy in front of Lambda reports them."""
     host = proto = port = b""
+    size = 0
     for name, value in headers:
+        size += len(name) + len(value)
         if name == b"host":
             host = value
         elif name == b"x-forwarded-proto":
             proto = value
         elif name == b"x-forwarded-port":
             port = value
+    if size > MAX_HEADER_BYTES:
+        raise too_many_header_bytes(size, MAX_HEADER_BYTES)
+    scheme, server, _, _ = origin(
+        host.decode("latin-1"), proto.decode("latin-1"), port.decode("latin-1")
+    )
+    client = request.client
+    if client is None:
+        client = _last_forwarded(headers)
+    return {
+        "type": "http",
+        "asgi": _ASGI,
+        "http_version": request.http_version,
+        "method": request.method,
+        "scheme": scheme,
+        "path": decoded,
+        "raw_path": raw,
+        "root_path": request.root_path,
+        "query_string": request.query.encode("latin-1"),
+        "headers": headers,
+        "server": server,
+        "client": (client, 0) if client else None,
+        "aws.event": request.event,
+        "aws.context": request.context,
+    }
+
+
+class Origin(NamedTuple):
+    """Scheme and server as the proxy in front of Lambda reports them."""
+
+    scheme: str
+    server: tuple[str, int | None] | None
+    """As an ASGI scope's ``server``."""
+    server_name: str
+    """As an environ's ``SERVER_NAME``."""
+    server_port: str
+
+
+def origin(host: str, proto: str, port: str) -> Origin:
+    """The origin from the Host and X-Forwarded-* headers, remembered per distinct triple."""
     key = (host, proto, port)
     known = _ORIGINS.get(key)
     if known is None:
         if len(_ORIGINS) >= 64:  # a warm function sees a handful; never let it grow unbounded
             _ORIGINS.clear()
         known = _ORIGINS[key] = _origin(host, proto, port)
-    scope["scheme"], scope["server"] = known
-    if client:
-        scope["client"] = (client, 0)
-    if protocol != "HTTP/1.1":
-        scope["http_version"] = _VERSIONS.get(protocol.upper(), "1.1")
+    return known
 
 
-_ORIGINS: dict[tuple[bytes, bytes, bytes], tuple[str, tuple[str, int | None] | None]] = {}
+_ORIGINS: dict[tuple[str, str, str], Origin] = {}
 
 
-def _origin(host: bytes, proto: bytes, port: bytes) -> tuple[str, tuple[str, int | None] | None]:
-    scheme = proto.rpartition(b",")[2].strip().decode("latin-1") or "https"
+def _origin(host: str, proto: str, port: str) -> Origin:
+    scheme = proto.rpartition(",")[2].strip() or "https"
+    default = "443" if scheme == "https" else "80"
     if not host:
-        return scheme, None
-    text = host.decode("latin-1")
-    name, colon, number = text.rpartition(":")
+        return Origin(scheme, None, "localhost", default)
+    name, colon, number = host.rpartition(":")
     if not colon or "]" in number:  # no port, or the inside of an [IPv6] literal
-        name, number = text, ""
-    number = number or port.decode("latin-1").strip() or ("443" if scheme == "https" else "80")
-    return scheme, (name, int(number) if number.isdigit() else None)
+        name, number = host, ""
+    number = number or port.rpartition(",")[2].strip() or default
+    if not number.isdigit():
+        return Origin(scheme, (name, None), host, default)
+    return Origin(scheme, (name, int(number)), name, number)
 
 
-def _stage_prefix_v1(event: Mapping[str, Any], path: str) -> str:
+def _stage_prefix_v1(request_context: Mapping[str, Any], path: str) -> str:
     """The prefix the client's path has over the event's: the stage on the default host.
 
     On ``{api}.execute-api.{region}.amazonaws.com/prod/items`` the event says
     ``path="/items"`` and ``requestContext.path="/prod/items"``; behind a
     custom domain both are the same and the prefix is empty.
     """
-    full = _text(_mapping(event.get("requestContext")).get("path"))
+    full = _text(request_context.get("path"))
     if not full or full == path:
         return ""
     if path == "/":
@@ -260,52 +381,47 @@ def _stage_prefix_v1(event: Mapping[str, Any], path: str) -> str:
     return prefix if prefix.startswith("/") and not prefix.endswith("/") else ""
 
 
-def _header_pairs(event: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
-    multi = event.get("multiValueHeaders")
-    if multi:
-        pairs = [(name, value) for name, values in multi.items() for value in values or ()]
-        return _encode_headers(pairs)
-    return _encode_headers(_mapping(event.get("headers")).items())
-
-
-def _encode_headers(pairs: Iterable[tuple[Any, Any]]) -> list[tuple[bytes, bytes]]:
-    try:  # the usual case, in one pass: text names and latin-1 values
-        return [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in pairs
-            if value is not None
-        ]
+def _encode_headers(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    try:  # the usual case, in one pass: latin-1 values
+        return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
     except (AttributeError, UnicodeEncodeError):
-        return [
-            (str(name).lower().encode("latin-1", "replace"), _header_bytes(value))
-            for name, value in pairs
-            if value is not None
-        ]
+        return [(_header_bytes(name).lower(), _header_bytes(value)) for name, value in pairs]
 
 
-def _header_bytes(value: object) -> bytes:
-    text = str(value)
+def _header_bytes(text: object) -> bytes:
+    """Like the environ builder: latin-1 when it can be, else the UTF-8 a client would send."""
+    if type(text) is not str:
+        raise BadRequest(f"header names and values must be text, got {text!r}")
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError:
-        return text.encode("utf-8")
+        return text.encode("utf-8", "surrogateescape")
 
 
-def _encode_query(event: Mapping[str, Any]) -> bytes:
-    """API Gateway hands over decoded parameters: encode them, once."""
-    return urlencode(_query_pairs(event)).encode("ascii")
+def _encode_query(event: Mapping[str, Any]) -> str:
+    """API Gateway hands over decoded parameters: encode them, once (as ``urlencode`` does)."""
+    return "&".join(
+        f"{_form_encoded(name)}={_form_encoded(value)}" for name, value in _query_pairs(event)
+    )
 
 
-def _raw_query(event: Mapping[str, Any]) -> bytes:
+def _form_encoded(value: object) -> str:
+    text = value if type(value) is str else str(value)
+    if text.isalnum() and text.isascii():  # most names and values: nothing to encode
+        return text
+    return quote_plus(text, safe="")
+
+
+def _raw_query(event: Mapping[str, Any]) -> str:
     """A load balancer hands over parameters as the client encoded them: join them as they are."""
     text = "&".join(f"{name}={value}" for name, value in _query_pairs(event))
-    return text.encode("latin-1", "replace")
+    return text if text.isascii() else text.encode("latin-1", "replace").decode("latin-1")
 
 
 def _query_pairs(event: Mapping[str, Any]) -> list[tuple[Any, Any]]:
     multi = event.get("multiValueQueryStringParameters")
     if multi:
-        return [(name, value) for name, values in multi.items() for value in values or ()]
+        return [(name, value) for name, values in multi.items() for value in _listed(values)]
     return list(_mapping(event.get("queryStringParameters")).items())
 
 
@@ -317,13 +433,10 @@ def _last_forwarded(headers: list[tuple[bytes, bytes]]) -> str:
     return ""
 
 
-def _body(event: Mapping[str, Any]) -> bytes:
-    body = event.get("body")
-    if not body:
-        return b""
+def _body(event: Mapping[str, Any], body: object) -> bytes:
     if event.get("isBase64Encoded"):
         try:
-            return base64.b64decode(body, validate=True)
+            return base64.b64decode(str(body), validate=True)
         except (binascii.Error, ValueError) as error:
             raise BadRequest(f"the event's body is marked base64 but is not: {error}") from error
     return str(body).encode("utf-8")

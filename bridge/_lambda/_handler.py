@@ -17,9 +17,9 @@ from .._core.environ import EnvironBuilder
 from .._detect import interface_of
 from .._errors import BadRequest, ConfigurationError, LifespanFailed
 from .._streams import ErrorStream, FileWrapper
-from .._types import ASGIApp, WSGIApp
-from ._calls import call_asgi, call_wsgi
-from ._events import LambdaRequest, read_event, reply_form
+from .._types import ASGIApp, Environ, Scope, WSGIApp
+from ._calls import STATE_KEY, call_asgi, call_wsgi, wsgi_environ
+from ._events import LambdaRequest, read_event, reply_form, scope_of
 from ._lifecycle import Hook, Lifecycle
 from ._replies import (
     DEFAULT_TEXT_TYPES,
@@ -81,9 +81,15 @@ class LambdaHandler:
             raise ConfigurationError(f"payload_limit must be a positive size, got {payload_limit}")
         self.app = app
         self.interface = kind
+        self._wsgi = kind == "wsgi"
+        self._wsgi_app = cast(WSGIApp, app)
+        self._asgi_app = cast(ASGIApp, app)
         self.root_path = root_path
         self.text_types = TextTypes(text_types)
         self.payload_limit = payload_limit
+        self._limits = {
+            source: payload_limit or default for source, default in PAYLOAD_LIMITS.items()
+        }
         name = getattr(app, "__qualname__", None) or type(app).__qualname__
         asgi_app = cast(ASGIApp, app) if kind == "asgi" and lifespan else None
         self.lifecycle = Lifecycle(asgi_app, name, on_startup, on_shutdown, shutdown_timeout)
@@ -95,14 +101,28 @@ class LambdaHandler:
         form = reply_form(event)
         try:
             request = read_event(event, form, context, self.root_path)
+            environ: Environ | None = None
+            scope: Scope | None = None
+            if self._wsgi:
+                environ = wsgi_environ(request, self._environ_builder)
+            else:
+                scope = scope_of(request)
         except BadRequest as error:
             logger.warning("refused an event: %s", error)
-            return error_reply(form, 400)
+            return error_reply(form, error.status_hint)
+        lifecycle = self.lifecycle
         try:
-            if not self.lifecycle.started:
-                self.lifecycle.startup()
-            limit = self.payload_limit or PAYLOAD_LIMITS[form.source]
-            return reply(request, self._respond(request, limit), self.text_types, limit)
+            if not lifecycle.started:
+                lifecycle.startup()
+            limit = self._limits[form.source]
+            if environ is not None:
+                environ[STATE_KEY] = lifecycle.state
+                response = call_wsgi(self._wsgi_app, environ, limit)
+            else:
+                assert scope is not None
+                call = call_asgi(self._asgi_app, scope, request.body, lifecycle.state, limit)
+                response = lifecycle.run(call)
+            return reply(request, response, self.text_types, limit)
         except LifespanFailed as error:
             status = error_status(form)
             logger.error("%s; answering %d, and trying again next time", error, status)
@@ -111,14 +131,7 @@ class LambdaHandler:
             logger.exception("the app failed on %s; answering 500", _describe(request))
             return error_reply(form, 500)
         finally:
-            self.lifecycle.after_invocation()
-
-    def _respond(self, request: LambdaRequest, limit: int) -> Any:
-        state = self.lifecycle.state
-        if self.interface == "wsgi":
-            app = cast(WSGIApp, self.app)
-            return call_wsgi(app, self._environ_builder, request, state, limit)
-        return self.lifecycle.run(call_asgi(cast(ASGIApp, self.app), request, state, limit))
+            lifecycle.after_invocation()
 
     def shutdown(self) -> None:
         """Run the shutdown now; what SIGTERM does, for runtimes that deliver no signal."""
@@ -129,7 +142,7 @@ class LambdaHandler:
 
 
 def _describe(request: LambdaRequest) -> str:
-    return f"{request.scope['method']} {request.scope['path']!r}"
+    return f"{request.method} {request.path!r}"
 
 
 def aws_lambda(

@@ -60,6 +60,7 @@ class TextTypes:
         self.prefixes: tuple[str, ...] = ()
         self.suffixes: tuple[str, ...] = ()
         self.exact: frozenset[str] = frozenset()
+        self._known: dict[tuple[str, str], bool] = {}
         for entry in types:
             entry = entry.strip().lower()
             if entry.endswith("/"):
@@ -70,6 +71,15 @@ class TextTypes:
                 self.exact |= {entry}
 
     def is_text(self, content_type: str, content_encoding: str) -> bool:
+        key = (content_type, content_encoding)
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= 256:
+                self._known.clear()
+            known = self._known[key] = self._decide(content_type, content_encoding)
+        return known
+
+    def _decide(self, content_type: str, content_encoding: str) -> bool:
         if content_encoding.strip().lower() not in ("", "identity"):
             return False
         media = content_type.split(";", 1)[0].strip().lower()
@@ -87,15 +97,21 @@ def reply(
     allowed = PAYLOAD_LIMITS[request.form.source] if limit is None else limit
     if response.size > allowed:
         return too_large(request, response.size, allowed)
-    body = b"".join(response.body)
+    headers = response.headers
     content_type = content_encoding = ""
-    for name, value in response.headers:
+    for name, value in headers:
         if name == "content-type":
             content_type = value
         elif name == "content-encoding":
             content_encoding = value
-    encoded, is_base64 = _encode_body(body, text_types.is_text(content_type, content_encoding))
-    result = _shape(request.form, response.status, response.headers, encoded, is_base64)
+    body = b"".join(response.body)
+    if not body:
+        encoded, is_base64 = "", False
+    elif text_types.is_text(content_type, content_encoding):
+        encoded, is_base64 = _text_body(body)
+    else:
+        encoded, is_base64 = base64.b64encode(body).decode("ascii"), True
+    result = _shape(request.form, response.status, headers, encoded, is_base64)
     # A JSON dump costs time; only when the rough size is near the limit.
     if len(encoded) + 64 * len(response.headers) > allowed // 2:
         size = len(json.dumps(result).encode("utf-8"))
@@ -106,13 +122,12 @@ def reply(
 
 def too_large(request: LambdaRequest, size: int, allowed: int) -> dict[str, Any]:
     """The error reply for a response over the payload limit, with the cause logged."""
-    scope = request.scope
     logger.error(
         "the response to %s %r is %d bytes as a Lambda payload, over the limit of %d bytes "
         "for %s: answering %d instead. Send large bodies from S3 (a redirect to a presigned "
         "URL) or compress them.",
-        scope["method"],
-        scope["path"],
+        request.method,
+        request.path,
         size,
         allowed,
         SOURCE_NAMES[request.form.source],
@@ -132,15 +147,11 @@ def error_reply(form: ReplyForm, status: int) -> dict[str, Any]:
     return _shape(form, status, headers, text, False)
 
 
-def _encode_body(body: bytes, textual: bool) -> tuple[str, bool]:
-    if not body:
-        return "", False
-    if textual:
-        try:
-            return body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            pass
-    return base64.b64encode(body).decode("ascii"), True
+def _text_body(body: bytes) -> tuple[str, bool]:
+    try:
+        return body.decode("utf-8"), False
+    except UnicodeDecodeError:  # declared as text, but not UTF-8: only base64 keeps it whole
+        return base64.b64encode(body).decode("ascii"), True
 
 
 def _shape(
@@ -151,20 +162,31 @@ def _shape(
     is_base64: bool,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {"statusCode": status}
-    grouped: dict[str, list[str]] = {}
-    for name, value in headers:
-        # Optional whitespace is not part of a value (RFC 9110 5.5); Django's cookies start with it.
-        grouped.setdefault(name, []).append(value.strip(" \t"))
     source = form.source
     if source in ("http", "url"):
-        cookies = grouped.pop("set-cookie", None)
-        result["headers"] = {name: ", ".join(values) for name, values in grouped.items()}
+        joined: dict[str, str] = {}
+        cookies = []
+        for name, value in headers:
+            if name == "set-cookie":
+                cookies.append(value)
+            elif name in joined:
+                joined[name] += ", " + value
+            else:
+                joined[name] = value
+        result["headers"] = joined
         if cookies:
             result["cookies"] = cookies
-    elif source == "rest" or form.multi_value:
-        result["multiValueHeaders"] = grouped
     else:
-        result["headers"] = _single_valued(grouped)
+        grouped: dict[str, list[str]] = {}
+        for name, value in headers:
+            if name in grouped:
+                grouped[name].append(value)
+            else:
+                grouped[name] = [value]
+        if source == "rest" or form.multi_value:
+            result["multiValueHeaders"] = grouped
+        else:
+            result["headers"] = _single_valued(grouped)
     if source == "alb":
         result["statusDescription"] = f"{status} {_REASONS.get(status, '')}".rstrip()
     result["body"] = body
