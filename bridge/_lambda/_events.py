@@ -207,7 +207,7 @@ def _read_v2(
     headers = list(single.items()) if single else []
     cookies = event.get("cookies")
     if cookies:
-        headers.append(("cookie", "; ".join(str(cookie) for cookie in cookies)))
+        headers.append(("cookie", _joined_cookies(cookies)))
     path = event.get("rawPath") or http.get("path") or "/"
     root = ""
     if root_path is not None:
@@ -241,6 +241,13 @@ def _read_v2(
         "1.1" if protocol == "HTTP/1.1" else _version(protocol),
         _body(event, body) if body else b"",
     )
+
+
+def _joined_cookies(cookies: Any) -> str:
+    try:
+        return "; ".join(cookies)
+    except TypeError:  # not all text
+        return "; ".join(str(cookie) for cookie in cookies)
 
 
 def _listed(values: object) -> list[Any]:
