@@ -13,7 +13,8 @@ different job (its row is printed for reference). The variants take turns in
 every round, so machine noise lands on all of them alike; the best round counts.
 
 It prints a markdown table and writes ``benchmarks/results/lambda.json`` and
-``docs/lambda.png``.
+``docs/lambda.png``. ``--steps`` instead prints what each step of bridge's
+WSGI path costs, by replacing one step at a time with its precomputed result.
 """
 
 from __future__ import annotations
@@ -116,6 +117,45 @@ def _per_call(handler: Callable[[Any, Any], Any], event: dict[str, Any], calls: 
     return (time.perf_counter() - started) / done * 1e6
 
 
+def steps() -> str:
+    """The cost of each step of a WSGI invocation: the total less the total without it."""
+    import bridge._lambda._handler as handler_module
+    from bridge._lambda._calls import call_wsgi, wsgi_environ
+    from bridge._lambda._events import read_event, reply_form
+    from bridge._lambda._replies import reply
+
+    event = EVENTS["HTTP API (2.0)"]
+    handler = bridge.aws_lambda(apps.hello_app)
+    handler(event, None)
+    form = reply_form(event)
+    request = read_event(event, form, None, None)
+    environ = wsgi_environ(request, handler._environ_builder)
+    response = call_wsgi(apps.hello_app, dict(environ), 10**6)
+    answer = reply(request, response, handler.text_types, 10**6)
+    fakes: dict[str, tuple[str, Callable[..., Any]]] = {
+        "reply_form": ("find the event source and reply form", lambda *_: form),
+        "read_event": ("read the event into a request", lambda *_: request),
+        "wsgi_environ": ("build the environ", lambda *_: dict(environ)),
+        "call_wsgi": ("run the app under the response rules", lambda *_: response),
+        "reply": ("shape the reply for the source", lambda *_: answer),
+    }
+
+    def best() -> float:
+        return min(_per_call(handler, event, 20000) for _ in range(7))
+
+    total = best()
+    lines = ["| step | µs |", "|---|---|"]
+    for name, (label, fake) in fakes.items():
+        real = getattr(handler_module, name)
+        setattr(handler_module, name, fake)
+        try:
+            lines.append(f"| {label} | {total - best():.2f} |")
+        finally:
+            setattr(handler_module, name, real)
+    lines.append(f"| the whole invocation | {total:.2f} |")
+    return "\n".join(lines)
+
+
 def report(results: dict[str, dict[str, dict[str, float]]]) -> str:
     lines = [
         "| event | app | bridge µs | other adapter | its µs | bridge ÷ other ↓ |",
@@ -165,7 +205,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--plot-only", action="store_true", help=f"redraw from {RESULTS.name}")
+    parser.add_argument("--steps", action="store_true", help="the cost of each step, WSGI")
     args = parser.parse_args()
+    if args.steps:
+        print(steps())
+        return
     if args.plot_only:
         plot(json.loads(RESULTS.read_text()))
         return
