@@ -71,6 +71,7 @@ def wsgi_environ(request: LambdaRequest, builder: EnvironBuilder) -> Environ:
 
 
 def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
+    """Run ``app`` once under the core's PEP 3333 rules, gathering the body up to ``limit``."""
     rules = ResponseState(environ["REQUEST_METHOD"] == "HEAD")
     collected: list[bytes] = []
     size = 0
@@ -100,8 +101,10 @@ def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
                     collected.append(data)
             if rules.complete or size > limit:
                 break
-        if size <= limit:  # past it, the reply is refused whatever the rest would be
-            rules.accept(b"", last=True)
+        # Past the limit the reply is refused whatever the rest would be; a body
+        # its Content-Length completed needs no end (and cannot be short).
+        if not rules.complete and size <= limit:
+            accept(b"", last=True)
             if rules.short:
                 raise short_body_error(rules)
     finally:
@@ -109,32 +112,17 @@ def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
         if close is not None:
             close()
     assert rules.status is not None  # accept() refuses a body before start_response
-    return Response(rules.status, text_headers(rules.headers), collected, size)
-
-
-def text_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """Checked response headers back as text, which is what a Lambda reply carries."""
-    try:  # headers seen before, in one pass
-        return [_TEXT_PAIRS[pair] for pair in headers]
-    except KeyError:
-        pass
-    if len(_TEXT_PAIRS) >= 1024:
-        _TEXT_PAIRS.clear()
-    for name, value in headers:
-        # Optional whitespace is no part of a value (RFC 9110 5.5); Django's cookies have it.
-        text = (name.decode("latin-1"), value.decode("latin-1").strip(" \t"))
-        _TEXT_PAIRS[name, value] = text
-    return [_TEXT_PAIRS[pair] for pair in headers]
-
-
-_TEXT_PAIRS: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+    return rules.status, rules.headers, collected, size
 
 
 async def call_asgi(
     app: ASGIApp, scope: Scope, body: bytes, state: dict[str, Any], limit: int
 ) -> Response:
     scope["state"] = dict(state)
-    response: Response | None = None
+    status: int | None = None
+    headers: list[tuple[str, str]] = []
+    collected: list[bytes] = []
+    size = 0
     asked = complete = False
     finished: asyncio.Future[None] | None = None
 
@@ -151,26 +139,25 @@ async def call_asgi(
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
-        nonlocal response, complete
+        nonlocal status, headers, size, complete
         kind = message["type"]
         if kind == "http.response.start":
-            if response is not None:
+            if status is not None:
                 raise AppProtocolError("the ASGI app sent http.response.start twice")
-            status = message.get("status")
-            if type(status) is not int or not 100 <= status <= 599:
-                raise InvalidStatus(f"the ASGI app sent status {status!r}; send an int such as 200")
+            code = message.get("status")
+            if type(code) is not int or not 100 <= code <= 599:
+                raise InvalidStatus(f"the ASGI app sent status {code!r}; send an int such as 200")
             headers = wsgi_headers(message.get("headers", ()))
-            pairs = [(name.lower(), value.strip(" \t")) for name, value in headers]
-            response = Response(status, pairs)
+            status = code
         elif kind == "http.response.body":
-            if response is None or complete:
-                where = "before http.response.start" if response is None else "after the last one"
+            if status is None or complete:
+                where = "before http.response.start" if status is None else "after the last one"
                 raise AppProtocolError(f"the ASGI app sent http.response.body {where}")
             chunk = message.get("body", b"")
             if chunk:
-                response.size += len(chunk)
-                if response.size <= limit:
-                    response.body.append(bytes(chunk))
+                size += len(chunk)
+                if size <= limit:
+                    collected.append(bytes(chunk))
             if not message.get("more_body", False):
                 complete = True
                 if finished is not None and not finished.done():
@@ -181,9 +168,9 @@ async def call_asgi(
     finally:
         if finished is not None and not finished.done():
             finished.set_result(None)  # whoever still listens hears the client leave
-    if response is None or not complete:
+    if status is None or not complete:
         raise AppProtocolError(
             "the ASGI app returned without finishing its response; send http.response.start, "
             "then http.response.body until one has more_body=False"
         )
-    return response
+    return status, headers, collected, size

@@ -13,8 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -43,14 +42,13 @@ PAYLOAD_LIMITS: Final[dict[Source, int]] = {
 _REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
 
 
-@dataclass(slots=True)
-class Response:
-    """What the app answered, in plain values."""
+Response = tuple[int, Sequence[tuple[Any, Any]], list[bytes], int]
+"""What the app answered: status, headers, body chunks and body size in bytes.
 
-    status: int
-    headers: list[tuple[str, str]]
-    body: list[bytes] = field(default_factory=list)
-    size: int = 0
+The headers are checked pairs as either kind of app gave them: bytes from the
+WSGI response rules, text from the ASGI header checks. Chunks past the payload
+limit are not kept; the size still counts them.
+"""
 
 
 class TextTypes:
@@ -91,32 +89,31 @@ class TextTypes:
 
 
 def reply(
-    request: LambdaRequest, response: Response, text_types: TextTypes, limit: int | None
+    request: LambdaRequest, response: Response, text_types: TextTypes, limit: int
 ) -> dict[str, Any]:
     """The event source's response dict; too big for the payload limit becomes an error reply."""
-    allowed = PAYLOAD_LIMITS[request.form.source] if limit is None else limit
-    if response.size > allowed:
-        return too_large(request, response.size, allowed)
-    headers = response.headers
-    content_type = content_encoding = ""
-    for name, value in headers:
-        if name == "content-type":
-            content_type = value
-        elif name == "content-encoding":
-            content_encoding = value
-    body = b"".join(response.body)
+    status, headers, chunks, size = response
+    if size > limit:
+        return too_large(request, size, limit)
+    form = request.form
+    result: dict[str, Any] = {"statusCode": status}
+    content_type, content_encoding = _put_headers(result, form, headers)
+    body = b"".join(chunks)
     if not body:
         encoded, is_base64 = "", False
     elif text_types.is_text(content_type, content_encoding):
-        encoded, is_base64 = _text_body(body)
+        try:
+            encoded, is_base64 = body.decode("utf-8"), False
+        except UnicodeDecodeError:  # declared as text, but not UTF-8: only base64 keeps it whole
+            encoded, is_base64 = base64.b64encode(body).decode("ascii"), True
     else:
         encoded, is_base64 = base64.b64encode(body).decode("ascii"), True
-    result = _shape(request.form, response.status, headers, encoded, is_base64)
+    _put_body(result, form, status, encoded, is_base64)
     # A JSON dump costs time; only when the rough size is near the limit.
-    if len(encoded) + 64 * len(response.headers) > allowed // 2:
+    if len(encoded) + 64 * len(headers) > limit // 2:
         size = len(json.dumps(result).encode("utf-8"))
-        if size > allowed:
-            return too_large(request, size, allowed)
+        if size > limit:
+            return too_large(request, size, limit)
     return result
 
 
@@ -143,55 +140,85 @@ def error_status(form: ReplyForm) -> int:
 
 def error_reply(form: ReplyForm, status: int) -> dict[str, Any]:
     text = f"{status} {_REASONS.get(status, '')}".strip()
-    headers = [("content-type", "text/plain; charset=utf-8")]
-    return _shape(form, status, headers, text, False)
-
-
-def _text_body(body: bytes) -> tuple[str, bool]:
-    try:
-        return body.decode("utf-8"), False
-    except UnicodeDecodeError:  # declared as text, but not UTF-8: only base64 keeps it whole
-        return base64.b64encode(body).decode("ascii"), True
-
-
-def _shape(
-    form: ReplyForm,
-    status: int,
-    headers: list[tuple[str, str]],
-    body: str,
-    is_base64: bool,
-) -> dict[str, Any]:
     result: dict[str, Any] = {"statusCode": status}
-    source = form.source
-    if source in ("http", "url"):
+    _put_headers(result, form, _ERROR_HEADERS)
+    _put_body(result, form, status, text, False)
+    return result
+
+
+_ERROR_HEADERS: Final = [("content-type", "text/plain; charset=utf-8")]
+
+
+def _put_headers(
+    result: dict[str, Any], form: ReplyForm, headers: Sequence[tuple[Any, Any]]
+) -> tuple[str, str]:
+    """Put the headers in the form the source takes; the Content-Type and -Encoding they hold.
+
+    One pass over the headers: this runs on every invocation.
+    """
+    content_type = content_encoding = ""
+    text = _TEXT_PAIRS
+    if form.source in ("http", "url"):
         joined: dict[str, str] = {}
         cookies = []
-        for name, value in headers:
+        for pair in headers:
+            name, value = text.get(pair) or _text_pair(pair)
             if name == "set-cookie":
                 cookies.append(value)
-            elif name in joined:
+                continue
+            if name == "content-type":
+                content_type = value
+            elif name == "content-encoding":
+                content_encoding = value
+            if name in joined:
                 joined[name] += ", " + value
             else:
                 joined[name] = value
         result["headers"] = joined
         if cookies:
             result["cookies"] = cookies
-    else:
-        grouped: dict[str, list[str]] = {}
-        for name, value in headers:
-            if name in grouped:
-                grouped[name].append(value)
-            else:
-                grouped[name] = [value]
-        if source == "rest" or form.multi_value:
-            result["multiValueHeaders"] = grouped
+        return content_type, content_encoding
+    grouped: dict[str, list[str]] = {}
+    for pair in headers:
+        name, value = text.get(pair) or _text_pair(pair)
+        if name == "content-type":
+            content_type = value
+        elif name == "content-encoding":
+            content_encoding = value
+        if name in grouped:
+            grouped[name].append(value)
         else:
-            result["headers"] = _single_valued(grouped)
-    if source == "alb":
+            grouped[name] = [value]
+    if form.source == "rest" or form.multi_value:
+        result["multiValueHeaders"] = grouped
+    else:
+        result["headers"] = _single_valued(grouped)
+    return content_type, content_encoding
+
+
+def _put_body(
+    result: dict[str, Any], form: ReplyForm, status: int, body: str, is_base64: bool
+) -> None:
+    if form.source == "alb":
         result["statusDescription"] = f"{status} {_REASONS.get(status, '')}".rstrip()
     result["body"] = body
     result["isBase64Encoded"] = is_base64
-    return result
+
+
+def _text_pair(pair: tuple[Any, Any]) -> tuple[str, str]:
+    """A checked header as a reply carries it: text, lower-case name, no optional whitespace."""
+    name, value = pair
+    if type(name) is bytes:
+        name, value = name.decode("latin-1"), value.decode("latin-1")
+    # Optional whitespace is no part of a value (RFC 9110 5.5); Django's cookies have it.
+    text = (name.lower(), value.strip(" \t"))
+    if len(_TEXT_PAIRS) >= 1024:
+        _TEXT_PAIRS.clear()
+    _TEXT_PAIRS[pair] = text
+    return text
+
+
+_TEXT_PAIRS: dict[tuple[Any, Any], tuple[str, str]] = {}
 
 
 def _single_valued(grouped: dict[str, list[str]]) -> dict[str, str]:
