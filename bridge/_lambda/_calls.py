@@ -41,14 +41,14 @@ STATE_KEY = "bridge.state"
 
 def wsgi_environ(request: LambdaRequest, builder: EnvironBuilder) -> Environ:
     """The request through the core's environ builder, with the proxy's view of the origin."""
-    path = request.path
+    _, event, context, method, path, root_path, query, headers, client, version, body = request
     environ = builder.build_from_text(
-        request.method,
+        method,
         unquote(path, errors="surrogateescape") if "%" in path else path,
-        request.root_path,
-        request.query,
-        request.http_version,
-        request.headers,
+        root_path,
+        query,
+        version,
+        headers,
     )
     get = environ.get
     known = origin(
@@ -57,16 +57,14 @@ def wsgi_environ(request: LambdaRequest, builder: EnvironBuilder) -> Environ:
     environ["wsgi.url_scheme"] = known.scheme
     environ["SERVER_NAME"] = known.server_name
     environ["SERVER_PORT"] = known.server_port
-    client = request.client
     if client is None:  # a load balancer appends the address it saw to X-Forwarded-For
         client = get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
     if client:
         environ["REMOTE_ADDR"] = client  # no REMOTE_PORT: the proxy does not pass it on
-    body = request.body
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
-    environ[EVENT_KEY] = request.event
-    environ[CONTEXT_KEY] = request.context
+    environ[EVENT_KEY] = event
+    environ[CONTEXT_KEY] = context
     return environ
 
 

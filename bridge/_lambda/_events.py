@@ -82,6 +82,11 @@ class LambdaRequest(NamedTuple):
     body: bytes
 
 
+_new_request = tuple.__new__
+"""``LambdaRequest`` from a tuple of all its fields, in C: its generated ``__new__`` is a
+Python call, and the readers build one on every invocation."""
+
+
 def reply_form(event: object) -> ReplyForm:
     """Where ``event`` came from; ``UnsupportedEvent``, naming what arrived, if not HTTP."""
     if type(event) is dict or isinstance(event, Mapping):
@@ -183,18 +188,21 @@ def _read_v1(
         path = _full_path(path, root)
     protocol = request_context.get("protocol")
     body = event.get("body")
-    return LambdaRequest(
-        form,
-        event,
-        context,
-        method,
-        path,
-        decoded_path(root) if root else "",
-        query,
-        headers,
-        client,
-        "1.1" if protocol == "HTTP/1.1" else _version(protocol),
-        _body(event, body) if body else b"",
+    return _new_request(
+        LambdaRequest,
+        (
+            form,
+            event,
+            context,
+            method,
+            path,
+            decoded_path(root) if root else "",
+            query,
+            headers,
+            client,
+            "1.1" if protocol == "HTTP/1.1" else _version(protocol),
+            _body(event, body) if body else b"",
+        ),
     )
 
 
@@ -228,18 +236,21 @@ def _read_v2(
         path = _full_path(path, root)
     protocol = http.get("protocol")
     body = event.get("body")
-    return LambdaRequest(
-        form,
-        event,
-        context,
-        method,
-        path,
-        decoded_path(root) if root else "",
-        query,
-        headers,
-        http.get("sourceIp") or "",
-        "1.1" if protocol == "HTTP/1.1" else _version(protocol),
-        _body(event, body) if body else b"",
+    return _new_request(
+        LambdaRequest,
+        (
+            form,
+            event,
+            context,
+            method,
+            path,
+            decoded_path(root) if root else "",
+            query,
+            headers,
+            http.get("sourceIp") or "",
+            "1.1" if protocol == "HTTP/1.1" else _version(protocol),
+            _body(event, body) if body else b"",
+        ),
     )
 
 

@@ -131,7 +131,8 @@ class LambdaHandler:
             logger.exception("the app failed on %s; answering 500", _describe(request))
             return error_reply(form, 500)
         finally:
-            lifecycle.after_invocation()
+            if lifecycle.stop_pending:  # checked here: a call on every invocation costs
+                lifecycle.after_invocation()
 
     def shutdown(self) -> None:
         """Run the shutdown now; what SIGTERM does, for runtimes that deliver no signal."""

@@ -56,7 +56,8 @@ class Lifecycle:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_lifespan: asyncio.Event | None = None
         self._lifespan_done: asyncio.Future[None] | None = None
-        self._stop_after_invocation = False
+        self.stop_pending = False
+        """A shutdown came during an invocation: ``after_invocation`` runs it."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -89,7 +90,7 @@ class Lifecycle:
         if not self.started or self._stopped:
             return
         if self._loop is not None and self._loop.is_running():
-            self._stop_after_invocation = True
+            self.stop_pending = True
             return
         self._stopped = True
         try:
@@ -102,8 +103,8 @@ class Lifecycle:
                 self.run(self._end_lifespan())
 
     def after_invocation(self) -> None:
-        if self._stop_after_invocation:
-            self._stop_after_invocation = False
+        if self.stop_pending:
+            self.stop_pending = False
             self.shutdown()
 
     def _call_hook(self, hook: Hook) -> None:
