@@ -68,41 +68,51 @@ def wsgi_environ(request: LambdaRequest, builder: EnvironBuilder) -> Environ:
     return environ
 
 
+class _Gathered(ResponseState):
+    """The core's PEP 3333 response rules, plus the body kept whole up to the payload limit.
+
+    The app's ``start_response`` and ``write`` are methods of this one object,
+    not closures made anew for every invocation.
+    """
+
+    __slots__ = ("chunks", "limit", "size")
+    chunks: list[bytes]
+    limit: int
+    size: int
+
+    def respond(
+        self, status: str, headers: ResponseHeaders, exc_info: OptExcInfo | None = None
+    ) -> Write:
+        """The ``start_response`` the app is given."""
+        self.start_response(status, headers, exc_info)
+        return self.write
+
+    def write(self, chunk: bytes) -> None:
+        """Keep what the rules let out of ``chunk``; past the limit only count it."""
+        data = self.accept(chunk)
+        if data:
+            self.size += len(data)
+            if self.size <= self.limit:
+                self.chunks.append(data)
+
+
 def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
     """Run ``app`` once under the core's PEP 3333 rules, gathering the body up to ``limit``."""
-    rules = ResponseState(environ["REQUEST_METHOD"] == "HEAD")
-    collected: list[bytes] = []
-    size = 0
-
-    def start_response(
-        status: str, headers: ResponseHeaders, exc_info: OptExcInfo | None = None
-    ) -> Write:
-        rules.start_response(status, headers, exc_info)
-        return write
-
-    def write(chunk: bytes) -> None:
-        nonlocal size
-        data = rules.accept(chunk)
-        if data:
-            size += len(data)
-            if size <= limit:
-                collected.append(data)
-
-    result = app(environ, start_response)
+    rules = _Gathered(environ["REQUEST_METHOD"] == "HEAD")
+    rules.chunks = []
+    rules.size = 0
+    rules.limit = limit
+    result = app(environ, rules.respond)
     try:
-        accept = rules.accept
+        write = rules.write
         for chunk in result:
-            data = accept(chunk)
-            if data:
-                size += len(data)
-                if size <= limit:
-                    collected.append(data)
-            if rules.complete or size > limit:
+            write(chunk)
+            if rules.complete or rules.size > limit:
                 break
         # Past the limit the reply is refused whatever the rest would be; a body
         # its Content-Length completed needs no end (and cannot be short).
-        if not rules.complete and size <= limit:
-            accept(b"", last=True)
+        if not rules.complete and rules.size <= limit:
+            rules.accept(b"", last=True)
             if rules.short:
                 raise short_body_error(rules)
     finally:
@@ -110,7 +120,7 @@ def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
         if close is not None:
             close()
     assert rules.status is not None  # accept() refuses a body before start_response
-    return rules.status, rules.headers, collected, size
+    return rules.status, rules.headers, rules.chunks, rules.size
 
 
 async def call_asgi(
