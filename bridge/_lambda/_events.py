@@ -418,9 +418,10 @@ def _header_bytes(text: object) -> bytes:
 
 def _encode_query(event: Mapping[str, Any]) -> str:
     """API Gateway hands over decoded parameters: encode them, once (as ``urlencode`` does)."""
-    return "&".join(
-        f"{_form_encoded(name)}={_form_encoded(value)}" for name, value in _query_pairs(event)
-    )
+    parts = []  # a loop, not a generator: one parameter is the usual case
+    for name, value in _query_pairs(event):
+        parts.append(f"{_form_encoded(name)}={_form_encoded(value)}")
+    return "&".join(parts)
 
 
 def _form_encoded(value: object) -> str:
@@ -439,7 +440,11 @@ def _raw_query(event: Mapping[str, Any]) -> str:
 def _query_pairs(event: Mapping[str, Any]) -> list[tuple[Any, Any]]:
     multi = event.get("multiValueQueryStringParameters")
     if multi:
-        return [(name, value) for name, values in multi.items() for value in _listed(values)]
+        pairs = []  # loops, not a comprehension's frame: one parameter is the usual case
+        for name, values in multi.items():
+            for value in values if type(values) is list else _listed(values):
+                pairs.append((name, value))  # noqa: PERF401 (extend takes a generator's frame)
+        return pairs
     return list(_mapping(event.get("queryStringParameters")).items())
 
 
