@@ -173,11 +173,12 @@ def _read_v1(
         client = identity.get("sourceIp") if identity else ""
     multi = event.get("multiValueHeaders")
     if multi:
-        headers = [
-            (name, value)
-            for name, values in multi.items()
-            for value in (values if type(values) is list else _listed(values))
-        ]
+        headers = []  # loops, not a comprehension's frame
+        for name, values in multi.items():
+            if type(values) is list and len(values) == 1:  # the usual case
+                headers.append((name, values[0]))
+            else:
+                headers += [(name, value) for value in _listed(values)]
     else:
         single = event.get("headers")
         headers = list(single.items()) if single else []
