@@ -120,9 +120,10 @@ def _per_call(handler: Callable[[Any, Any], Any], event: dict[str, Any], calls: 
 def steps() -> str:
     """The cost of each step of a WSGI invocation: the total less the total without it."""
     import bridge._lambda._handler as handler_module
-    from bridge._lambda._calls import call_wsgi, wsgi_environ
+    from bridge._lambda._calls import call_wsgi
     from bridge._lambda._events import read_event, reply_form
     from bridge._lambda._replies import reply
+    from bridge._lambda._requests import wsgi_environ
 
     event = EVENTS["HTTP API (2.0)"]
     handler = bridge.aws_lambda(apps.hello_app)

@@ -3,18 +3,15 @@
 Lambda answers with one payload, so the response is gathered whole; a
 streamed body is collected chunk by chunk and stops being kept once it is
 past the payload limit (it is refused then anyway). Both calls go through the
-same translation core as ``to_asgi`` and ``to_wsgi``: the environ builder and
-PEP 3333 response rules for WSGI, the header checks for ASGI.
+same translation core as ``to_asgi`` and ``to_wsgi``: PEP 3333's response
+rules for WSGI, the header checks for ASGI.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
-from urllib.parse import unquote
 
-from .._core.environ import EnvironBuilder
 from .._core.response import ResponseState, short_body_error
 from .._core.scope import wsgi_headers
 from .._errors import AppProtocolError, InvalidStatus
@@ -28,44 +25,10 @@ from .._types import (
     Write,
     WSGIApp,
 )
-from ._events import LambdaRequest, origin
 from ._replies import Response
 
-EVENT_KEY = "aws.event"
-"""The scope and environ key holding the Lambda event (the key Mangum uses too)."""
-CONTEXT_KEY = "aws.context"
-"""The scope and environ key holding the Lambda context object."""
 STATE_KEY = "bridge.state"
 """The environ key holding the state startup hooks filled (``scope["state"]`` for ASGI)."""
-
-
-def wsgi_environ(request: LambdaRequest, builder: EnvironBuilder) -> Environ:
-    """The request through the core's environ builder, with the proxy's view of the origin."""
-    _, event, context, method, path, root_path, query, headers, client, version, body = request
-    environ = builder.build_from_text(
-        method,
-        unquote(path, errors="surrogateescape") if "%" in path else path,
-        root_path,
-        query,
-        version,
-        headers,
-    )
-    get = environ.get
-    known = origin(
-        get("HTTP_HOST", ""), get("HTTP_X_FORWARDED_PROTO", ""), get("HTTP_X_FORWARDED_PORT", "")
-    )
-    environ["wsgi.url_scheme"] = known.scheme
-    environ["SERVER_NAME"] = known.server_name
-    environ["SERVER_PORT"] = known.server_port
-    if client is None:  # a load balancer appends the address it saw to X-Forwarded-For
-        client = get("HTTP_X_FORWARDED_FOR", "").rpartition(",")[2].strip()
-    if client:
-        environ["REMOTE_ADDR"] = client  # no REMOTE_PORT: the proxy does not pass it on
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    environ[EVENT_KEY] = event
-    environ[CONTEXT_KEY] = context
-    return environ
 
 
 class _Gathered(ResponseState):

@@ -1,4 +1,4 @@
-"""A Lambda HTTP event -> an ASGI HTTP scope and the request body, with no I/O.
+"""A Lambda HTTP event -> a ``LambdaRequest``: its method, path, headers and body, with no I/O.
 
 Four sources send HTTP to Lambda, in two payload shapes:
 
@@ -10,10 +10,10 @@ Four sources send HTTP to Lambda, in two payload shapes:
   parameters *not* decoded, and ``multiValueHeaders`` only when the target
   group enables them (the reply must then use them too).
 
-The scope's ``path`` holds the whole path the client asked for and
+The request's ``path`` holds the whole path the client asked for and
 ``root_path`` the part the app does not own (an API Gateway stage on its
 default host, or a prefix the user names), so ``url_for`` builds links that
-work from the outside.
+work from the outside. ``_requests`` makes a scope or an environ of it.
 """
 
 from __future__ import annotations
@@ -22,16 +22,9 @@ import base64
 import binascii
 from collections.abc import Mapping
 from typing import Any, Final, Literal, NamedTuple
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import quote_plus, unquote
 
-from .._core.environ import (
-    MAX_HEADER_BYTES,
-    MAX_HEADERS,
-    too_many_header_bytes,
-    too_many_headers,
-)
 from .._errors import BadRequest, UnsupportedEvent
-from .._types import Scope
 
 Source = Literal["rest", "http", "url", "alb"]
 """API Gateway payload 1.0, HTTP API payload 2.0, function URL, load balancer."""
@@ -42,8 +35,6 @@ SOURCE_NAMES: Final = {
     "url": "a Lambda function URL",
     "alb": "an Application Load Balancer",
 }
-_ASGI: Final = {"version": "3.0", "spec_version": "2.3"}
-_SAFE_PATH: Final = "/:@!$&'()*+,;=-._~"
 _VERSIONS: Final = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/2.0": "2"}
 # Other event kinds people wire to the same function by mistake, by a key they carry.
 _NOT_HTTP: Final = (
@@ -182,28 +173,17 @@ def _read_v1(
     else:
         single = event.get("headers")
         headers = list(single.items()) if single else []
-    method = event.get("httpMethod")
-    if type(method) is not str or not method.isupper():
-        method = _method(method)
-    if root or not path.startswith("/"):
-        path = _full_path(path, root)
-    protocol = request_context.get("protocol")
-    body = event.get("body")
-    return _new_request(
-        LambdaRequest,
-        (
-            form,
-            event,
-            context,
-            method,
-            path,
-            decoded_path(root) if root else "",
-            query,
-            headers,
-            client,
-            "1.1" if protocol == "HTTP/1.1" else _version(protocol),
-            _body(event, body) if body else b"",
-        ),
+    return _request(
+        form,
+        event,
+        context,
+        event.get("httpMethod"),
+        path,
+        root,
+        query,
+        headers,
+        client,
+        request_context.get("protocol"),
     )
 
 
@@ -230,12 +210,37 @@ def _read_v2(
     query = event.get("rawQueryString") or ""
     if not query.isascii():
         query = query.encode("latin-1", "replace").decode("latin-1")
-    method = http.get("method") or event.get("httpMethod")
+    return _request(
+        form,
+        event,
+        context,
+        http.get("method") or event.get("httpMethod"),
+        path,
+        root,
+        query,
+        headers,
+        http.get("sourceIp") or "",
+        http.get("protocol"),
+    )
+
+
+def _request(
+    form: ReplyForm,
+    event: Mapping[str, Any],
+    context: object,
+    method: object,
+    path: str,
+    root: str,
+    query: str,
+    headers: list[tuple[str, str]],
+    client: str | None,
+    protocol: object,
+) -> LambdaRequest:
+    """What both payload shapes end with: the method, path, version and body made sure of."""
     if type(method) is not str or not method.isupper():
         method = _method(method)
     if root or not path.startswith("/"):
         path = _full_path(path, root)
-    protocol = http.get("protocol")
     body = event.get("body")
     return _new_request(
         LambdaRequest,
@@ -248,7 +253,7 @@ def _read_v2(
             decoded_path(root) if root else "",
             query,
             headers,
-            http.get("sourceIp") or "",
+            client,
             "1.1" if protocol == "HTTP/1.1" else _version(protocol),
             _body(event, body) if body else b"",
         ),
@@ -295,92 +300,6 @@ def _version(protocol: object) -> str:
     return _VERSIONS.get(protocol.upper(), "1.1")
 
 
-def scope_of(request: LambdaRequest) -> Scope:
-    """The ASGI scope of one request, built for this invocation alone."""
-    headers = _encode_headers(request.headers)
-    if len(headers) > MAX_HEADERS:  # the caps a WSGI app's environ builder applies
-        raise too_many_headers(len(headers), MAX_HEADERS)
-    encoded_path = request.path
-    decoded = decoded_path(encoded_path)
-    if encoded_path.isascii():
-        raw = encoded_path.encode("ascii")  # as the client sent it: %2F stays apart from /
-    else:
-        raw = quote(decoded, safe=_SAFE_PATH, errors="surrogateescape").encode("ascii")
-    host = proto = port = b""
-    size = 0
-    for name, value in headers:
-        size += len(name) + len(value)
-        if name == b"host":
-            host = value
-        elif name == b"x-forwarded-proto":
-            proto = value
-        elif name == b"x-forwarded-port":
-            port = value
-    if size > MAX_HEADER_BYTES:
-        raise too_many_header_bytes(size, MAX_HEADER_BYTES)
-    scheme, server, _, _ = origin(
-        host.decode("latin-1"), proto.decode("latin-1"), port.decode("latin-1")
-    )
-    client = request.client
-    if client is None:
-        client = _last_forwarded(headers)
-    return {
-        "type": "http",
-        "asgi": _ASGI,
-        "http_version": request.http_version,
-        "method": request.method,
-        "scheme": scheme,
-        "path": decoded,
-        "raw_path": raw,
-        "root_path": request.root_path,
-        "query_string": request.query.encode("latin-1"),
-        "headers": headers,
-        "server": server,
-        "client": (client, 0) if client else None,
-        "aws.event": request.event,
-        "aws.context": request.context,
-    }
-
-
-class Origin(NamedTuple):
-    """Scheme and server as the proxy in front of Lambda reports them."""
-
-    scheme: str
-    server: tuple[str, int | None] | None
-    """As an ASGI scope's ``server``."""
-    server_name: str
-    """As an environ's ``SERVER_NAME``."""
-    server_port: str
-
-
-def origin(host: str, proto: str, port: str) -> Origin:
-    """The origin from the Host and X-Forwarded-* headers, remembered per distinct triple."""
-    key = (host, proto, port)
-    known = _ORIGINS.get(key)
-    if known is None:
-        if len(_ORIGINS) >= 64:  # a warm function sees a handful; never let it grow unbounded
-            _ORIGINS.clear()
-        known = _ORIGINS[key] = _origin(host, proto, port)
-    return known
-
-
-_ORIGINS: dict[tuple[str, str, str], Origin] = {}
-
-
-def _origin(host: str, proto: str, port: str) -> Origin:
-    scheme = proto.rpartition(",")[2].strip() or "https"
-    default = "443" if scheme == "https" else "80"
-    if not host:
-        return Origin(scheme, None, "localhost", default)
-    name, colon, number = host.rpartition(":")
-    if not colon or "]" in number:  # no port, or the inside of an [IPv6] literal
-        name, number = host, ""
-    number = number or port.rpartition(",")[2].strip() or default
-    if not number.isdigit():
-        return Origin(scheme, (name, None), host, default)
-    return Origin(scheme, (name, int(number)), name, number)
-
-
 def _stage_prefix_v1(request_context: Mapping[str, Any], path: str) -> str:
     """The prefix the client's path has over the event's: the stage on the default host.
 
@@ -398,23 +317,6 @@ def _stage_prefix_v1(request_context: Mapping[str, Any], path: str) -> str:
     else:
         return ""
     return prefix if prefix.startswith("/") and not prefix.endswith("/") else ""
-
-
-def _encode_headers(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    try:  # the usual case, in one pass: latin-1 values
-        return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
-    except (AttributeError, UnicodeEncodeError):
-        return [(_header_bytes(name).lower(), _header_bytes(value)) for name, value in pairs]
-
-
-def _header_bytes(text: object) -> bytes:
-    """Like the environ builder: latin-1 when it can be, else the UTF-8 a client would send."""
-    if type(text) is not str:
-        raise BadRequest(f"header names and values must be text, got {text!r}")
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
 
 
 def _encode_query(event: Mapping[str, Any]) -> str:
@@ -447,14 +349,6 @@ def _query_pairs(event: Mapping[str, Any]) -> list[tuple[Any, Any]]:
                 pairs.append((name, value))  # noqa: PERF401 (extend takes a generator's frame)
         return pairs
     return list(_mapping(event.get("queryStringParameters")).items())
-
-
-def _last_forwarded(headers: list[tuple[bytes, bytes]]) -> str:
-    """The client as the load balancer saw it: it appends to X-Forwarded-For, so the last entry."""
-    for name, value in reversed(headers):
-        if name == b"x-forwarded-for":
-            return value.decode("latin-1").rsplit(",", 1)[-1].strip()
-    return ""
 
 
 def _body(event: Mapping[str, Any], body: object) -> bytes:

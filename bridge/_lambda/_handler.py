@@ -1,8 +1,9 @@
 """``aws_lambda``: a WSGI or ASGI app as an AWS Lambda handler.
 
-Each invocation: read the event (``_events``), start up if this execution
-environment has not yet (``_lifecycle``), run the app once (``_calls``),
-shape the reply for the event source (``_replies``). Whatever goes wrong in
+Each invocation: read the event (``_events``), make the app's scope or environ
+of it (``_requests``), start up if this execution environment has not yet
+(``_lifecycle``), run the app once (``_calls``), shape the reply for the
+event source (``_replies``). Whatever goes wrong in
 the app becomes a logged error reply; only an event that is not HTTP at all
 fails the invocation, since there is nobody to answer.
 """
@@ -18,8 +19,8 @@ from .._detect import interface_of
 from .._errors import BadRequest, ConfigurationError, LifespanFailed
 from .._streams import ErrorStream, FileWrapper
 from .._types import ASGIApp, Environ, Scope, WSGIApp
-from ._calls import STATE_KEY, call_asgi, call_wsgi, wsgi_environ
-from ._events import LambdaRequest, read_event, reply_form, scope_of
+from ._calls import STATE_KEY, call_asgi, call_wsgi
+from ._events import LambdaRequest, read_event, reply_form
 from ._lifecycle import Hook, Lifecycle
 from ._replies import (
     DEFAULT_TEXT_TYPES,
@@ -29,6 +30,7 @@ from ._replies import (
     error_status,
     reply,
 )
+from ._requests import scope_of, wsgi_environ
 
 logger = logging.getLogger("bridge.lambda")
 
