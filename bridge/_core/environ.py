@@ -59,10 +59,15 @@ def split_path(path: str, root_path: str) -> tuple[str, str]:
     return root, path
 
 
-def _native_value(value: object) -> str:
-    """A header value given as text, as the latin-1 reading of the bytes a client sends."""
+def native_value(value: object) -> str:
+    """A header given as text, as the latin-1 reading of the bytes a client would send.
+
+    Text that latin-1 can hold stays as it is; anything else is taken as its UTF-8 bytes.
+    """
     if type(value) is not str:
-        raise TypeError(f"header values must be text, got {type(value).__name__}: {value!r}")
+        raise TypeError(
+            f"header names and values must be text, got {type(value).__name__}: {value!r}"
+        )
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
@@ -228,7 +233,7 @@ class EnvironBuilder:
             elif type(raw_value) is str and raw_value.isascii():
                 value = raw_value
             else:
-                value = _native_value(raw_value)
+                value = native_value(raw_value)
             size += len(raw_name) + len(value)
             key = known(raw_name) or self._key(raw_name, text)
             if key is _DROP:

@@ -16,6 +16,7 @@ from .._core.environ import (
     MAX_HEADER_BYTES,
     MAX_HEADERS,
     EnvironBuilder,
+    native_value,
     too_many_header_bytes,
     too_many_headers,
 )
@@ -155,13 +156,11 @@ def _encode_headers(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 
 def _header_bytes(text: object) -> bytes:
-    """Like the environ builder: latin-1 when it can be, else the UTF-8 a client would send."""
-    if type(text) is not str:
-        raise BadRequest(f"header names and values must be text, got {text!r}")
+    """The bytes the environ builder would see in ``text``."""
     try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape")
+        return native_value(text).encode("latin-1")
+    except TypeError as error:
+        raise BadRequest(str(error)) from error
 
 
 def _last_forwarded(headers: list[tuple[bytes, bytes]]) -> str:
