@@ -86,6 +86,28 @@ def test_underscore_headers_are_dropped_not_merged_with_their_dash_twin() -> Non
     assert environ["HTTP_X_USER"] == "alice"
 
 
+def test_a_dropped_header_name_is_judged_once_then_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    builder = EnvironBuilder()
+    judged: list[object] = []
+    judge = builder._key
+
+    def counting(raw_name: object, text: bool) -> str:
+        judged.append(raw_name)
+        return judge(raw_name, text)
+
+    monkeypatch.setattr(builder, "_key", counting)
+    scope = make_scope(headers=[(b"x_user", b"mallory"), (b"x-user", b"alice")])
+    for _ in range(3):
+        assert builder.build(scope)["HTTP_X_USER"] == "alice"
+    text = [("X_User", "mallory"), ("X-User", "alice")]
+    for _ in range(3):
+        assert builder.build_from_text("GET", "/", "", "", "1.1", text)["HTTP_X_USER"] == "alice"
+    assert {b"x_user", "X_User"} <= set(judged)
+    assert len(judged) == len(set(judged)), "a header name was judged more than once"
+
+
 @pytest.mark.parametrize("name", [b"content-length", b"content-type", b"host"])
 def test_duplicate_framing_headers_are_a_bad_request(name: bytes) -> None:
     headers = [(name, b"5"), (name, b"7")]

@@ -235,7 +235,9 @@ class EnvironBuilder:
             else:
                 value = native_value(raw_value)
             size += len(raw_name) + len(value)
-            key = known(raw_name) or self._key(raw_name, text)
+            key = known(raw_name)
+            if key is None:  # not "or": a dropped name is remembered as "", which is falsy
+                key = self._key(raw_name, text)
             if key is _DROP:
                 continue
             if key in environ:
