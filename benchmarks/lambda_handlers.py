@@ -65,6 +65,24 @@ EVENTS: dict[str, dict[str, Any]] = {
         "isBase64Encoded": False,
     },
 }
+# What a browser's request looks like after API Gateway added its own headers:
+# per-header costs weigh more than in the three-header events above.
+EVENTS["HTTP API (2.0), browser headers"] = {
+    **EVENTS["HTTP API (2.0)"],
+    "headers": {
+        "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "accept-encoding": "gzip, deflate, br",
+        "accept-language": "en-GB,en;q=0.9",
+        "content-length": "0",
+        "host": HOST,
+        "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)",
+        "x-amzn-trace-id": "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    },
+    "cookies": ["session=abc123", "theme=dark"],
+}
 
 
 def variants() -> dict[str, dict[str, Callable[[Any, Any], Any]]]:
