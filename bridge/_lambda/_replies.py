@@ -157,12 +157,13 @@ def _put_headers(
     One pass over the headers: this runs on every invocation.
     """
     content_type = content_encoding = ""
-    text = _TEXT_PAIRS
+    # One cache per kind of pair: bytes and text keys never meet (no bytes == str under -b).
+    text = _OF_BYTES if headers and type(headers[0][0]) is bytes else _OF_TEXT
     if form.source in ("http", "url"):
         joined: dict[str, str] = {}
         cookies = []
         for pair in headers:
-            name, value = text.get(pair) or _text_pair(pair)
+            name, value = text.get(pair) or _text_pair(pair, text)
             if name == "set-cookie":
                 cookies.append(value)
                 continue
@@ -180,7 +181,7 @@ def _put_headers(
         return content_type, content_encoding
     grouped: dict[str, list[str]] = {}
     for pair in headers:
-        name, value = text.get(pair) or _text_pair(pair)
+        name, value = text.get(pair) or _text_pair(pair, text)
         if name == "content-type":
             content_type = value
         elif name == "content-encoding":
@@ -205,20 +206,25 @@ def _put_body(
     result["isBase64Encoded"] = is_base64
 
 
-def _text_pair(pair: tuple[Any, Any]) -> tuple[str, str]:
+def _text_pair(
+    pair: tuple[Any, Any], cache: dict[tuple[Any, Any], tuple[str, str]]
+) -> tuple[str, str]:
     """A checked header as a reply carries it: text, lower-case name, no optional whitespace."""
     name, value = pair
     if type(name) is bytes:
         name, value = name.decode("latin-1"), value.decode("latin-1")
     # Optional whitespace is no part of a value (RFC 9110 5.5); Django's cookies have it.
     text = (name.lower(), value.strip(" \t"))
-    if len(_TEXT_PAIRS) >= 1024:
-        _TEXT_PAIRS.clear()
-    _TEXT_PAIRS[pair] = text
+    if len(cache) >= 1024:
+        cache.clear()
+    cache[pair] = text
     return text
 
 
-_TEXT_PAIRS: dict[tuple[Any, Any], tuple[str, str]] = {}
+_OF_BYTES: dict[tuple[Any, Any], tuple[str, str]] = {}
+"""Text forms of checked WSGI response headers (bytes pairs)."""
+_OF_TEXT: dict[tuple[Any, Any], tuple[str, str]] = {}
+"""Text forms of checked ASGI response headers (already text, not yet lower-cased)."""
 
 
 def _single_valued(grouped: dict[str, list[str]]) -> dict[str, str]:
