@@ -20,6 +20,7 @@ WSGI_ENVIRON_KEY = "wsgi.environ"
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 _SPECIAL_HEADERS = {"CONTENT_TYPE": b"content-type", "CONTENT_LENGTH": b"content-length"}
+_TWINS = {"HTTP_CONTENT_TYPE": "CONTENT_TYPE", "HTTP_CONTENT_LENGTH": "CONTENT_LENGTH"}
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 _VERSIONS = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/2.0": "2", "HTTP/3": "3"}
 
@@ -59,6 +60,9 @@ def _scope_from_environ(environ: Environ, state: dict[str, Any] | None) -> Scope
     headers: list[tuple[bytes, bytes]] = []
     for key, value in environ.items():
         if key.startswith("HTTP_"):
+            twin = _TWINS.get(key)
+            if twin is not None and environ.get(twin):
+                continue  # some servers set both; the CGI variable is the one PEP 3333 means
             name = key[5:].lower().replace("_", "-").encode("latin-1")
         else:
             special = _SPECIAL_HEADERS.get(key)
