@@ -24,16 +24,14 @@ import logging
 import queue
 from collections.abc import Iterable, Iterator
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._core.response import plain_response, plain_wsgi_response
 from ._core.scope import wsgi_headers, wsgi_status
 from ._errors import AppProtocolError, BridgeError, ClientDisconnected
+from ._executors._loop_thread import LoopThread
 from ._executors._waiting import Mailbox, new_mailbox
-from ._types import Environ, Message, Scope, StartResponse
-
-if TYPE_CHECKING:
-    from ._to_wsgi import AsgiToWsgi
+from ._types import ASGIApp, Environ, Message, Scope, StartResponse
 
 logger = logging.getLogger("bridge")
 
@@ -42,10 +40,21 @@ _CHUNK = 65536
 _IN_FLIGHT = 4  # body chunks the app may send ahead of the server
 
 
+class Host(Protocol):
+    """What a request needs from the app that serves it (``AsgiToWsgi``), and no more."""
+
+    app: ASGIApp
+    runner: LoopThread
+    grace_period: float
+    loop_wait_timeout: float | None
+
+    def log_error(self, label: str, when: str, error: BaseException) -> None: ...
+
+
 class WsgiCall:
     """One request: the app's task on the loop and the server thread that serves it."""
 
-    def __init__(self, bridge: AsgiToWsgi, environ: Environ, scope: Scope) -> None:
+    def __init__(self, bridge: Host, environ: Environ, scope: Scope) -> None:
         self.bridge = bridge
         self.environ = environ
         self.scope = scope
