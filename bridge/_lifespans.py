@@ -4,9 +4,13 @@
 ``run_lifespans`` answers one server lifespan for several apps. Startup goes to the apps one by one,
 in order; the first failure stops there, shuts down the apps already started
 (in reverse) and fails the server's startup, naming the app. Shutdown goes to
-the started apps in reverse order. An app that raises before it receives
-``lifespan.startup`` has no lifespan (the ASGI spec's rule) and is left out;
-one that raises after receiving it failed its startup.
+the started apps in reverse order. Only a ``lifespan.startup.failed`` message
+(which Starlette and FastAPI send before they re-raise) is a failed startup: an
+app that raises on the lifespan scope without sending it has no lifespan (the
+ASGI spec's rule, and uvicorn's) and is served without one. A message of
+another kind sent on the lifespan scope raises from ``send()``, as it does
+under uvicorn and hypercorn, so that an HTTP-only app ends its lifespan call
+instead of waiting in it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import anyio
 from anyio.abc import TaskGroup
 
-from ._errors import LifespanFailed
+from ._errors import AppProtocolError, LifespanFailed
 from ._types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("bridge")
@@ -52,13 +56,15 @@ class AppLifespan:
         try:
             await self.app(dict(self.scope), self._receive, self._send)
         except Exception as error:
-            if not self._answered.is_set() and self._asked == 0:
-                # Raised before even asking for lifespan.startup: no lifespan (the ASGI rule).
-                logger.debug("%s has no lifespan: %s", self.name, error)
-            elif not self._answered.is_set():
-                # It took lifespan.startup, then broke: its startup failed.
-                self.failure = f"{type(error).__name__}: {error}"
-                logger.error("lifespan startup of %s raised", self.name, exc_info=error)
+            if not self._answered.is_set():
+                # Raised without lifespan.startup.failed: no lifespan (the ASGI rule).
+                logger.info(
+                    "%s raised on the lifespan scope without sending lifespan.startup.failed "
+                    "(%s: %s); serving it without lifespan",
+                    self.name,
+                    type(error).__name__,
+                    error,
+                )
             elif self.started:
                 self.failure = f"{type(error).__name__}: {error}"
                 logger.error("the lifespan of %s failed", self.name, exc_info=error)
@@ -84,6 +90,11 @@ class AppLifespan:
         elif kind == "lifespan.shutdown.failed":
             self.failure = message.get("message") or "lifespan.shutdown.failed"
             logger.error("lifespan shutdown of %s failed: %s", self.name, self.failure)
+        elif kind != "lifespan.shutdown.complete":
+            raise AppProtocolError(
+                f"the ASGI app sent {kind!r} on the lifespan scope; send only lifespan.* "
+                "messages there, or raise on a scope type the app does not handle"
+            )
 
 
 async def run_lifespans(

@@ -1,4 +1,4 @@
-"""Cases 77-78: a startup that raises after lifespan.startup failed; exit unwinds the loop."""
+"""Cases 77-78: a lifespan that raises without startup.failed has none; exit unwinds the loop."""
 
 from __future__ import annotations
 
@@ -31,18 +31,17 @@ def call(app: Any) -> str:
     return statuses[-1]
 
 
-def test_j77_an_app_that_raises_after_receiving_startup_has_failed_its_startup(
+def test_j77_an_app_that_raises_after_receiving_startup_without_failed_is_served(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Expected: requests get 500 (or the worker exits), and the cause is logged as an error.
+    """An exception on the lifespan scope is "no lifespan" unless lifespan.startup.failed came.
 
-    Today AppLifespan._run (bridge/_lifespans.py) takes any exception raised
-    before the app answered startup as "this app has no lifespan" (a debug
-    line), so the app serves 200 although its startup code failed half-way.
-    That reading fits an app that raises on the lifespan scope itself, before
-    its first receive() (Django, a bare `assert scope["type"] == "http"`); an
-    app that received lifespan.startup and then raised has a lifespan, and it
-    failed. uvicorn with lifespan="on" exits in this case.
+    The ASGI spec and uvicorn (lifespan "auto": "ASGI 'lifespan' protocol appears
+    unsupported") read it so, and HTTP-only apps that read their body before
+    looking at the scope type (``(await receive())["body"]``) raise just there.
+    Starlette and FastAPI send lifespan.startup.failed before they re-raise, so
+    their failed startups still make every request a 500 (test_j77 in
+    test_rel_lifespan.py). The cause is still logged, at INFO.
     """
     ran: list[str] = []
 
@@ -56,12 +55,13 @@ def test_j77_an_app_that_raises_after_receiving_startup_has_failed_its_startup(
         await send({"type": "http.response.body", "body": b"ok"})
 
     wsgi = to_wsgi(app)
-    status = call(wsgi)
+    with caplog.at_level(logging.INFO, logger="bridge"):
+        status = call(wsgi)
     wsgi.close()
-    assert ran == ["startup began"]
-    assert status == "500 Internal Server Error"
+    assert ran == ["startup began", "request"]
+    assert status == "200 OK"
     assert any(
-        "database unreachable" in r.getMessage() and r.levelno >= logging.ERROR
+        "database unreachable" in r.getMessage() and r.levelno == logging.INFO
         for r in caplog.records
         if r.name == "bridge"
     )
