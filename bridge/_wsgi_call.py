@@ -322,6 +322,38 @@ class _Response:
         self.call.close()
 
 
+def unframed_body(environ: Environ) -> str | None:
+    """What to change in the server when a chunked body has no end the app could find.
+
+    ``None`` when the body can be read: it has a ``CONTENT_LENGTH``, the server
+    marks the input as ending where the body ends (``wsgi.input_terminated``),
+    or the request says it has no chunked body. uWSGI and mod_wsgi (by default)
+    pass a chunked body on with neither, and reading it would give the app an
+    empty body as if nothing was sent.
+    """
+    if environ.get("CONTENT_LENGTH") or environ.get("wsgi.input_terminated"):
+        return None
+    if "chunked" not in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        return None
+    if "uwsgi.version" in environ:
+        return (
+            "uWSGI 2.0 gives WSGI apps a chunked request body as empty input: run uWSGI "
+            "2.1 or later with --wsgi-manage-chunked-input, or put a proxy that buffers "
+            "request bodies in front of it (nginx does by default)"
+        )
+    if "mod_wsgi.version" in environ:
+        return (
+            "mod_wsgi passes chunked request bodies on only when told to: add "
+            "'WSGIChunkedRequest On' to the Apache configuration (mod_wsgi-express: "
+            "--chunked-request)"
+        )
+    return (
+        "the WSGI server gives neither CONTENT_LENGTH nor wsgi.input_terminated for a "
+        "chunked request body: turn on its chunked-input setting, or put a proxy that "
+        "buffers request bodies in front of it"
+    )
+
+
 def _declared_length(status: str, headers: list[tuple[str, str]]) -> int | None:
     """The Content-Length a response with a body promises; ``None`` if it promises none."""
     if status[:1] == "1" or status[:3] in ("204", "304"):

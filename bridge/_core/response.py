@@ -187,4 +187,9 @@ def plain_wsgi_response(status: int, text: str) -> tuple[str, list[tuple[str, st
     return f"{status} {_PHRASES[status]}", headers, body["body"]
 
 
-_PHRASES: Final = {400: "Bad Request", 413: "Content Too Large", 500: "Internal Server Error"}
+_PHRASES: Final = {
+    400: "Bad Request",
+    411: "Length Required",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+}

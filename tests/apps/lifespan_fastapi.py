@@ -43,4 +43,9 @@ def sync_endpoint(request: Request) -> dict[str, str]:
     return {"greeting": request.state.greeting.upper()}
 
 
+@app.post("/echo")
+async def echo(request: Request) -> dict[str, str]:
+    return {"body": (await request.body()).decode()}
+
+
 wsgi = bridge.to_wsgi(app)
