@@ -37,6 +37,7 @@ from ._errors import (
 )
 from ._executors import Job
 from ._executors._loop import InContext
+from ._forget import forget
 from ._streams import InputStream
 from ._types import Message, OptExcInfo, Receive, Scope, Send
 
@@ -333,6 +334,7 @@ class Exchange:
         except BaseException as error:
             if error is job.interrupted or isinstance(error, _CLIENT_GONE):
                 logger.debug("stopped %s: %s", job.label, error)
+                forget(error)  # the job keeps it: its traceback must not keep the app's frames
                 return None
             if not isinstance(error, Exception):
                 raise

@@ -31,6 +31,7 @@ from ._core.scope import wsgi_headers, wsgi_status
 from ._errors import AppProtocolError, BridgeError, ClientDisconnected
 from ._executors._loop_thread import LoopThread
 from ._executors._waiting import Mailbox, new_mailbox
+from ._forget import forget
 from ._types import ASGIApp, Environ, Message, Scope, StartResponse
 
 logger = logging.getLogger("bridge")
@@ -108,7 +109,9 @@ class WsgiCall:
                 start_response(event[1], event[2])
                 return _Response(self, start_response, _declared_length(event[1], event[2]))
             elif kind == _ERROR:
-                return self._fail_before_start(start_response, event[1])
+                error = event[1]
+                del event
+                return self._fail_before_start(start_response, error)
             elif kind == _DONE:
                 return self._fail_before_start(
                     start_response,
@@ -141,6 +144,7 @@ class WsgiCall:
         self, start_response: StartResponse, error: BaseException
     ) -> Iterable[bytes]:
         self.bridge.log_error(self.label, "before its response began; answering 500", error)
+        forget(error)
         status, headers, body = plain_wsgi_response(500, "Internal Server Error")
         start_response(status, headers)
         return [body]
@@ -177,12 +181,17 @@ class WsgiCall:
                     return chunk, not more
             elif kind == _ERROR:
                 error = event[1]
+                del event
                 if sent_any:
                     self.bridge.log_error(self.label, "after its response began; aborting", error)
+                    forget(error)  # logged whole above; the server needs only to abort
                     raise error
                 self.bridge.log_error(self.label, "before its body began; answering 500", error)
                 status, headers, body = plain_wsgi_response(500, "Internal Server Error")
-                start_response(status, headers, (type(error), error, error.__traceback__))
+                try:
+                    start_response(status, headers, (type(error), error, error.__traceback__))
+                finally:
+                    forget(error)
                 return body, True
             elif kind == _DONE:
                 raise BridgeError(
@@ -199,16 +208,28 @@ class WsgiCall:
         if not self._take_ticket():
             return  # the server thread gave up waiting and answered 503
         self.gone = asyncio.Event()
-        self.task = context.run(self.loop.create_task, self._run())
+        self.task = task = context.run(self.loop.create_task, self._run())
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # A cancelled task keeps its CancelledError, whose traceback holds _run's
+        # frame and so this call: let go of the task so no cycle holds the app.
+        self.task = None
 
     async def _run(self) -> None:
         try:
             await self.bridge.app(self.scope, self._receive, self._send)
         except BaseException as error:
-            if not self.complete:
-                self.events.put((_ERROR, error))
-            elif not isinstance(error, (ClientDisconnected, asyncio.CancelledError)):
-                self.bridge.log_error(self.label, "after its response was complete", error)
+            assert self.gone is not None
+            if not self.complete and not self.gone.is_set():
+                self.events.put((_ERROR, error))  # the server thread reports it, then forgets it
+                if not isinstance(error, Exception):
+                    raise
+                return
+            if not isinstance(error, (ClientDisconnected, asyncio.CancelledError)):
+                when = "after its response was complete" if self.complete else "after it ended"
+                self.bridge.log_error(self.label, when, error)
+            forget(error)
             if not isinstance(error, Exception):
                 raise
         else:
@@ -264,7 +285,14 @@ class WsgiCall:
             self.events.put((_BODY, body, more))
             if more and self.in_flight > _IN_FLIGHT:
                 self.room = self.loop.create_future()
-                await self.room
+                try:
+                    await self.room
+                finally:
+                    self.room = None
+                if self.gone.is_set():
+                    # Raised here, not stored in the future: a future that keeps an
+                    # exception keeps its traceback's frames, and the app's with them.
+                    raise ClientDisconnected("the WSGI server closed the response")
         else:
             raise AppProtocolError(f"the ASGI app sent {kind!r} on an HTTP request")
 
@@ -279,7 +307,7 @@ class WsgiCall:
         self.gone.set()
         self._deliver_read(None)
         if self.room is not None and not self.room.done():
-            self.room.set_exception(ClientDisconnected("the WSGI server closed the response"))
+            self.room.set_result(None)  # _send sees gone and raises ClientDisconnected
         task = self.task
         if task is not None and not task.done():
             timer = self.loop.call_later(self.bridge.grace_period, task.cancel)

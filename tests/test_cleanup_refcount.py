@@ -1,0 +1,246 @@
+"""Clean-up when a request ends happens by reference counting, not when the GC runs.
+
+A client that leaves mid-response must free the app's request at once: a
+streaming generator's ``finally`` (which may give back a connection or a lock)
+runs when the request ends, with the garbage collector off. Exceptions the
+bridge keeps after it dealt with them hold their traceback's frames, and
+through them the app's objects, in reference cycles (issue 13, item 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import io
+import logging
+import socket
+import struct
+import threading
+import weakref
+import wsgiref.util
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import waitress.server
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+
+import bridge
+from bridge import _exchange, _to_wsgi, _wsgi_call
+from tests.servers import HOST, run_waitress, wait_for_port
+
+WAIT = 5.0  # seconds for clean-up that, done by reference counting, is immediate
+
+
+@pytest.fixture
+def no_gc(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """The collector off; bridge's log records formatted, then dropped.
+
+    pytest's own log capture keeps every record, and with it the traceback of
+    a logged exception: that would hold the frames this test wants freed.
+    """
+    written = io.StringIO()
+    logger = logging.Logger("bridge, for this test only")
+    logger.addHandler(logging.StreamHandler(written))
+    for module in (_to_wsgi, _wsgi_call, _exchange):
+        monkeypatch.setattr(module, "logger", logger)
+    gc.collect()
+    gc.disable()
+    try:
+        yield written
+    finally:
+        gc.enable()
+
+
+class Resource:
+    """Stands for a pooled connection: ``released`` is set when it is freed."""
+
+    def __init__(self, released: threading.Event) -> None:
+        weakref.finalize(self, released.set)
+
+
+def streaming_api(released: threading.Event) -> FastAPI:
+    api = FastAPI()
+
+    @api.get("/async")
+    async def async_stream() -> StreamingResponse:
+        async def parts() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    yield b"a" * 1024
+                    await asyncio.sleep(0)
+            finally:
+                released.set()
+
+        return StreamingResponse(parts())
+
+    @api.get("/sync")
+    def sync_stream() -> StreamingResponse:
+        def parts() -> Iterator[bytes]:
+            try:
+                while True:
+                    yield b"s" * 1024
+            finally:
+                released.set()
+
+        return StreamingResponse(parts())
+
+    return api
+
+
+def environ_for(path: str) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "wsgi.input": io.BytesIO(),
+    }
+    wsgiref.util.setup_testing_defaults(environ)
+    return environ
+
+
+def leave_after_two_chunks(wsgi: Any, path: str) -> None:
+    """Take two chunks of the response, then close it, as a server whose client left."""
+    iterable = wsgi(environ_for(path), lambda *args: None)
+    chunks = iter(iterable)
+    next(chunks)
+    next(chunks)
+    iterable.close()
+
+
+@pytest.mark.parametrize("path", ["/async", "/sync"])
+@pytest.mark.usefixtures("no_gc")
+def test_to_wsgi_a_client_leaving_a_streaming_response_runs_its_finally(path: str) -> None:
+    released = threading.Event()
+    wsgi = bridge.to_wsgi(streaming_api(released))
+    try:
+        leave_after_two_chunks(wsgi, path)
+        assert released.wait(WAIT), "the generator's finally waited for the garbage collector"
+    finally:
+        wsgi.close()
+
+
+def test_to_wsgi_an_error_raised_after_the_client_left_is_not_kept(no_gc: io.StringIO) -> None:
+    released = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        resource = Resource(released)  # noqa: F841 (held by this frame, as apps hold theirs)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": b"x" * 1024, "more_body": True})
+        except bridge.ClientDisconnected:
+            raise RuntimeError("clean-up after the client left failed") from None
+
+    wsgi = bridge.to_wsgi(app)
+    try:
+        leave_after_two_chunks(wsgi, "/")
+        assert released.wait(WAIT), "the app's frame was kept by the exception it raised"
+    finally:
+        wsgi.close()
+    assert "clean-up after the client left failed" in no_gc.getvalue()  # logged, then let go
+
+
+def test_to_wsgi_an_error_before_the_response_is_not_kept_after_the_500(no_gc: io.StringIO) -> None:
+    released = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        resource = Resource(released)  # noqa: F841
+        raise RuntimeError("the app broke")
+
+    wsgi = bridge.to_wsgi(app)
+    try:
+        statuses: list[str] = []
+        body = b"".join(wsgi(environ_for("/"), lambda status, *args: statuses.append(status)))
+        assert statuses == ["500 Internal Server Error"], body
+        assert released.wait(WAIT), "the app's frame was kept by the exception it raised"
+    finally:
+        wsgi.close()
+    assert "the app broke" in no_gc.getvalue()  # with its traceback: logged before let go
+    assert 'in app\n    raise RuntimeError("the app broke")' in no_gc.getvalue()
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_to_wsgi_under_waitress_a_client_that_resets_frees_the_request() -> None:
+    released = threading.Event()
+    wsgi = bridge.to_wsgi(streaming_api(released))
+    server = waitress.server.create_server(wsgi, host=HOST, port=0, threads=2)
+    port = int(server.effective_port)  # type: ignore[union-attr]
+    thread = threading.Thread(target=run_waitress, args=(server,), name="waitress", daemon=True)
+    thread.start()
+    try:
+        wait_for_port(port)
+        with socket.create_connection((HOST, port), timeout=5) as sock:
+            sock.sendall(b"GET /sync HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert released.wait(WAIT), "the generator's finally waited for the garbage collector"
+    finally:
+        server.close()
+        thread.join(5)
+        wsgi.close()
+
+
+class TrackedBody:
+    """A WSGI response iterable whose lifetime the test follows."""
+
+    def __init__(self, released: threading.Event) -> None:
+        weakref.finalize(self, released.set)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            yield b"w" * 1024
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("executor", ["thread", "greenlet"])
+@pytest.mark.usefixtures("no_gc")
+def test_to_asgi_a_client_leaving_frees_the_wsgi_response(executor: str) -> None:
+    released = threading.Event()
+
+    def wsgi_app(environ: Any, start_response: Any) -> TrackedBody:
+        start_response("200 OK", [("content-type", "text/plain")])
+        return TrackedBody(released)
+
+    app = bridge.to_asgi(wsgi_app, executor=executor)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"x")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def client() -> None:
+        sent: list[dict[str, Any]] = []
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            if not sent:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if len(sent) >= 3:
+                gone.set()
+                raise OSError("the client went away")
+
+        await app(scope, receive, send)
+
+    asyncio.run(client())
+    assert released.wait(WAIT), "the WSGI response was kept by an exception after the request"
