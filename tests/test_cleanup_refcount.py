@@ -10,15 +10,21 @@ through them the app's objects, in reference cycles (issue 13, item 5).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import io
 import logging
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
+import time
 import weakref
 import wsgiref.util
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +34,8 @@ from fastapi.responses import StreamingResponse
 
 import bridge
 from bridge import _exchange, _to_wsgi, _wsgi_call
-from tests.servers import HOST, run_waitress, wait_for_port
+from tests.servers import HOST, free_port, run_waitress, stop_process, wait_for_port
+from tests.test_e2e_to_wsgi import gunicorn
 
 WAIT = 5.0  # seconds for clean-up that, done by reference counting, is immediate
 
@@ -183,6 +190,70 @@ def test_to_wsgi_under_waitress_a_client_that_resets_frees_the_request() -> None
         server.close()
         thread.join(5)
         wsgi.close()
+
+
+def leave_with_a_reset(port: int, path: str) -> None:
+    """Ask for ``path``, read the start of the answer, then leave as a crashed client."""
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def marked_within(marks: Path, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if marks.exists() and "finally" in marks.read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@contextlib.contextmanager
+def uwsgi(app: str, **environment: str) -> Iterator[tuple[str, Any]]:
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("uwsgi")),
+        "--http-socket",
+        f"{HOST}:{port}",
+        "--module",
+        app,
+        "--master",
+        "--processes",
+        "1",
+        "--threads",
+        "4",
+        "--need-app",
+        "--die-on-term",
+        "--disable-logging",
+    ]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, **environment},
+        cwd=Path(__file__).parent.parent,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, alive=lambda: process.poll() is None)
+        yield f"http://{HOST}:{port}", process
+    finally:
+        stop_process(process)
+
+
+@pytest.mark.parametrize("server", ["gunicorn-gthread", "uwsgi"])
+def test_to_wsgi_under_a_server_process_with_the_gc_off_the_finally_runs(
+    server: str, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    app = "tests.apps.cleanup_fastapi:wsgi"
+    serving = (
+        gunicorn(app, "gthread", BRIDGE_MARKS=str(marks))
+        if server.startswith("gunicorn")
+        else uwsgi(app, BRIDGE_MARKS=str(marks))
+    )
+    with serving as (url, _):
+        leave_with_a_reset(int(url.rsplit(":", 1)[1]), "/stream")
+        assert marked_within(marks, 10), "the generator's finally waited for the collector"
 
 
 class TrackedBody:
