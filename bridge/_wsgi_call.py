@@ -185,7 +185,10 @@ class WsgiCall:
                 if sent_any:
                     self.bridge.log_error(self.label, "after its response began; aborting", error)
                     forget(error)  # logged whole above; the server needs only to abort
-                    raise error
+                    try:
+                        raise error
+                    finally:
+                        del error  # this frame joins its traceback: no local may hold it
                 self.bridge.log_error(self.label, "before its body began; answering 500", error)
                 status, headers, body = plain_wsgi_response(500, "Internal Server Error")
                 try:
@@ -344,7 +347,10 @@ class _Response:
                 "Content-Length; send the whole body, or leave Content-Length out"
             )
             self.call.bridge.log_error(self.call.label, "after its response began", error)
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # this frame joins its traceback: no local may hold it
 
     def close(self) -> None:
         self.call.close()

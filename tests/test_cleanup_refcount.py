@@ -192,6 +192,43 @@ def test_to_wsgi_under_waitress_a_client_that_resets_frees_the_request() -> None
         wsgi.close()
 
 
+class Environ(dict):  # type: ignore[type-arg]
+    """An environ the test can follow: a plain dict cannot have weak references."""
+
+
+@pytest.mark.parametrize("ending", ["raises", "short"])
+def test_to_wsgi_an_error_raised_to_the_server_holds_no_cycle(
+    ending: str, no_gc: io.StringIO
+) -> None:
+    released = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        resource = Resource(released)  # noqa: F841
+        length = [(b"content-length", b"100")] if ending == "short" else []
+        await send({"type": "http.response.start", "status": 200, "headers": length})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        if ending == "raises":
+            raise KeyError("after the body began")
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    wsgi = bridge.to_wsgi(app)
+    environ = Environ(environ_for("/"))
+    left = threading.Event()
+    weakref.finalize(environ, left.set)
+    try:
+        iterable = wsgi(environ, lambda *args: None)
+        with pytest.raises((KeyError, bridge.AppProtocolError)):
+            b"".join(iterable)
+        iterable.close()
+        del iterable, environ
+        assert released.wait(WAIT), "the app's frame was kept after the error was raised"
+        assert left.wait(WAIT), "the request was kept in a cycle after the error was raised"
+    finally:
+        wsgi.close()
+
+
 def leave_with_a_reset(port: int, path: str) -> None:
     """Ask for ``path``, read the start of the answer, then leave as a crashed client."""
     with socket.create_connection((HOST, port), timeout=10) as sock:
