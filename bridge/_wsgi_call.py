@@ -309,6 +309,7 @@ class WsgiCall:
             return  # never begun (abandoned): there is no app to tell
         self.gone.set()
         self._deliver_read(None)
+        self._drop_unread()
         if self.room is not None and not self.room.done():
             self.room.set_result(None)  # _send sees gone and raises ClientDisconnected
         task = self.task
@@ -316,6 +317,20 @@ class WsgiCall:
             timer = self.loop.call_later(self.bridge.grace_period, task.cancel)
             # A task that ends by itself need not be held until the timer fires.
             task.add_done_callback(lambda _: timer.cancel())
+
+
+    def _drop_unread(self) -> None:
+        """Log and let go of an error the server, gone, will never read (it holds app frames)."""
+        while True:
+            try:
+                event = self.events.get(block=False)
+            except queue.Empty:
+                return
+            if event[0] == _ERROR:
+                error = event[1]
+                if not isinstance(error, (ClientDisconnected, asyncio.CancelledError)):
+                    self.bridge.log_error(self.label, "before the server closed it", error)
+                forget(error)
 
 
 class _Response:

@@ -192,6 +192,42 @@ def test_to_wsgi_under_waitress_a_client_that_resets_frees_the_request() -> None
         wsgi.close()
 
 
+def test_to_wsgi_an_error_the_server_never_read_is_let_go_when_it_closes(
+    no_gc: io.StringIO,
+) -> None:
+    released = threading.Event()
+    raised = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        resource = Resource(released)  # noqa: F841
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        try:
+            raise KeyError("while the server was not reading")
+        finally:
+            raised.set()
+
+    wsgi = bridge.to_wsgi(app)
+    try:
+        iterable = wsgi(environ_for("/"), lambda *args: None)
+        chunks = iter(iterable)
+        assert next(chunks) == b"partial"
+        assert raised.wait(WAIT)
+        stepped = threading.Event()
+        wsgi.runner.call_soon(stepped.set)  # the app's task has finished its step: posted
+        assert stepped.wait(WAIT)
+        iterable.close()  # the server leaves without reading the error
+        del iterable, chunks
+        assert released.wait(WAIT), "the unread error kept the app's frame"
+    finally:
+        wsgi.close()
+    logged = no_gc.getvalue()
+    assert "GET '/' before the server closed it" in logged
+    assert logged.count("KeyError: 'while the server was not reading'") == 1
+
+
 class Environ(dict):  # type: ignore[type-arg]
     """An environ the test can follow: a plain dict cannot have weak references."""
 
