@@ -34,7 +34,14 @@ from fastapi.responses import StreamingResponse
 
 import bridge
 from bridge import _exchange, _to_wsgi, _wsgi_call
-from tests.servers import HOST, free_port, run_waitress, stop_process, wait_for_port
+from tests.servers import (
+    HOST,
+    free_port,
+    run_waitress,
+    stop_process,
+    uvicorn_server,
+    wait_for_port,
+)
 from tests.test_e2e_to_wsgi import gunicorn
 
 WAIT = 5.0  # seconds for clean-up that, done by reference counting, is immediate
@@ -388,3 +395,19 @@ def test_to_asgi_a_client_leaving_frees_the_wsgi_response(executor: str) -> None
 
     asyncio.run(client())
     assert released.wait(WAIT), "the WSGI response was kept by an exception after the request"
+
+
+@pytest.mark.parametrize("executor", ["thread", "greenlet"])
+@pytest.mark.usefixtures("no_gc")
+def test_to_asgi_under_uvicorn_a_client_that_resets_frees_the_wsgi_response(
+    executor: str,
+) -> None:
+    released = threading.Event()
+
+    def wsgi_app(environ: Any, start_response: Any) -> TrackedBody:
+        start_response("200 OK", [("content-type", "text/plain")])
+        return TrackedBody(released)
+
+    with uvicorn_server(bridge.to_asgi(wsgi_app, executor=executor)) as running:
+        leave_with_a_reset(running.port, "/")
+        assert released.wait(WAIT), "the WSGI response was kept after the client left"
