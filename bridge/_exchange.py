@@ -113,7 +113,10 @@ class Exchange:
             if self.watcher is not None:
                 self.watcher.cancel()
         if failure is not None:
-            raise failure
+            try:
+                raise failure
+            finally:
+                del failure  # this frame joins its traceback: no local may hold it
         if not self.response_complete and not self.client_gone:
             raise job.interrupted or BridgeError("the response ended before it was complete")
 
@@ -410,7 +413,10 @@ def _stream(
     if error is None and state.short:
         error = short_body_error(state)
     if error is not None:
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # this frame joins its traceback: no local may hold it
 
 
 class _TrioWatcher:

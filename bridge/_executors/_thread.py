@@ -163,6 +163,7 @@ class ThreadJob(Job[T]):
         finally:
             thread_job.job = outer
         self._push(_DONE, outcome)
+        del outcome  # a traceback that reaches this frame (f_back) must not find the error here
 
     # The loop side.
     def interrupt(self, error: BaseException) -> None:
