@@ -443,3 +443,18 @@ def test_to_asgi_an_error_raised_to_the_server_holds_no_cycle() -> None:
 
     asyncio.run(server())
     assert released.wait(WAIT), "the WSGI app's frame was kept after the server dropped the error"
+
+
+@pytest.mark.usefixtures("no_gc")
+def test_sync_to_async_lets_go_of_its_arguments_when_the_call_returns() -> None:
+    """The thread job's own context kept the job (and the call's arguments) in a cycle."""
+    released = threading.Event()
+
+    def work(resource: Resource) -> str:
+        return "done"
+
+    async def caller() -> str:
+        return await bridge.sync_to_async(work)(Resource(released))
+
+    assert asyncio.run(caller()) == "done"
+    assert released.wait(WAIT), "the call's argument was kept after it returned"

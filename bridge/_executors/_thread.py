@@ -150,8 +150,11 @@ class ThreadJob(Job[T]):
         self._calls.put(task)
 
     def _call(self) -> T:
-        sync_thread_job.set(self)
-        return self.function(self)
+        token = sync_thread_job.set(self)
+        try:
+            return self.function(self)
+        finally:
+            sync_thread_job.reset(token)  # else the job's own context keeps it: a cycle
 
     def _work(self) -> None:
         outer = thread_job.job  # a job nested on a waiting one's thread restores it after
