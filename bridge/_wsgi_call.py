@@ -211,13 +211,7 @@ class WsgiCall:
         if not self._take_ticket():
             return  # the server thread gave up waiting and answered 503
         self.gone = asyncio.Event()
-        self.task = task = context.run(self.loop.create_task, self._run())
-        task.add_done_callback(self._ended)
-
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        # A cancelled task keeps its CancelledError, whose traceback holds _run's
-        # frame and so this call: let go of the task so no cycle holds the app.
-        self.task = None
+        self.task = context.run(self.loop.create_task, self._run())
 
     async def _run(self) -> None:
         try:

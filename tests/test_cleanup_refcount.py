@@ -235,6 +235,29 @@ def test_to_wsgi_an_error_the_server_never_read_is_let_go_when_it_closes(
     assert logged.count("KeyError: 'while the server was not reading'") == 1
 
 
+@pytest.mark.usefixtures("no_gc")
+def test_to_wsgi_an_app_cancelled_after_the_grace_period_is_freed() -> None:
+    released = threading.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            raise RuntimeError("no lifespan")
+        resource = Resource(released)  # noqa: F841
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"partial", "more_body": True})
+        await asyncio.sleep(WAIT * 10)  # deaf to the disconnect: cancelled after the grace
+
+    wsgi = bridge.to_wsgi(app, grace_period=0.05)
+    try:
+        leave_after_one_chunk = wsgi(environ_for("/"), lambda *args: None)
+        assert next(iter(leave_after_one_chunk)) == b"partial"
+        leave_after_one_chunk.close()
+        del leave_after_one_chunk
+        assert released.wait(WAIT), "the cancelled task kept the app's frame"
+    finally:
+        wsgi.close()
+
+
 class Environ(dict):  # type: ignore[type-arg]
     """An environ the test can follow: a plain dict cannot have weak references."""
 
