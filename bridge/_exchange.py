@@ -337,6 +337,9 @@ class Exchange:
             if not isinstance(error, Exception):
                 raise
             return self._fail(job, state, error)
+        finally:
+            if not self.bridge.errors_given:  # ours: what the app left unflushed ends here
+                self.environ["wsgi.errors"].flush()
         return None
 
     def _fail(

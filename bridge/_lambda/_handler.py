@@ -95,8 +95,9 @@ class LambdaHandler:
         name = getattr(app, "__qualname__", None) or type(app).__qualname__
         asgi_app = cast(ASGIApp, app) if kind == "asgi" and lifespan else None
         self.lifecycle = Lifecycle(asgi_app, name, on_startup, on_shutdown, shutdown_timeout)
+        self._errors = ErrorStream()
         self._environ_builder = EnvironBuilder(
-            errors=ErrorStream(), multithread=False, file_wrapper=FileWrapper
+            errors=self._errors, multithread=False, file_wrapper=FileWrapper
         )
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
@@ -119,7 +120,10 @@ class LambdaHandler:
             limit = self._limits[form.source]
             if environ is not None:
                 environ[STATE_KEY] = lifecycle.state
-                response = call_wsgi(self._wsgi_app, environ, limit)
+                try:
+                    response = call_wsgi(self._wsgi_app, environ, limit)
+                finally:
+                    self._errors.flush()  # what the app left unflushed ends with its request
             else:
                 assert scope is not None
                 call = call_asgi(self._asgi_app, scope, request.body, lifecycle.state, limit)
