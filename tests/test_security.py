@@ -378,12 +378,22 @@ def one_line_each(caplog: pytest.LogCaptureFixture, expected: str) -> None:
 async def test_to_asgi_log_lines_escape_a_path_with_line_breaks(
     executor: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        raise RuntimeError("boom")
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"begun"
+        raise RuntimeError("boom")  # after the start: logged by bridge
+
+    def early(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise RuntimeError("boom")  # before it: raised to the server, with a note
 
     exchange = await FakeServer(to_asgi(app, executor=executor)).request(make_scope(FORGED))
-    assert exchange.status == 500
+    assert exchange.status == 200
     one_line_each(caplog, "GET '/fail\\r\\nERROR forged entry'")
+    exchange = await FakeServer(to_asgi(early, executor=executor)).request(make_scope(FORGED))
+    assert exchange.status == 500
+    notes = getattr(exchange.error, "__notes__", [])
+    assert any("GET '/fail\\r\\nERROR forged entry'" in note for note in notes), notes
+    assert not any("\r" in note or "\n" in note for note in notes), notes
 
 
 @pytest.mark.anyio

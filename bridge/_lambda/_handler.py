@@ -19,7 +19,7 @@ from .._detect import interface_of
 from .._errors import BadRequest, ConfigurationError, LifespanFailed
 from .._streams import ErrorStream, FileWrapper
 from .._types import ASGIApp, Environ, Scope, WSGIApp
-from ._calls import STATE_KEY, call_asgi, call_wsgi
+from ._calls import STATE_KEY, AnsweredThenFailed, call_asgi, call_wsgi
 from ._events import LambdaRequest, read_event, reply_form
 from ._lifecycle import Hook, Lifecycle
 from ._replies import (
@@ -129,6 +129,13 @@ class LambdaHandler:
                 call = call_asgi(self._asgi_app, scope, request.body, lifecycle.state, limit)
                 response = lifecycle.run(call)
             return reply(request, response, self.text_types, limit)
+        except AnsweredThenFailed as late:
+            logger.error(
+                "the app failed on %s after its response was complete; the response stands",
+                _describe(request),
+                exc_info=late.__cause__,
+            )
+            return reply(request, late.response, self.text_types, limit)
         except LifespanFailed as error:
             status = error_status(form)
             logger.error("%s; answering %d, and trying again next time", error, status)
