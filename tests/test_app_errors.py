@@ -31,7 +31,7 @@ from starlette.testclient import TestClient
 import bridge
 from tests import lambda_events as events
 from tests.lambda_events import FakeContext, received_body
-from tests.servers import uvicorn_server
+from tests.servers import hypercorn_server, uvicorn_server
 
 
 class Unavailable(Exception):
@@ -165,9 +165,17 @@ def test_flask_with_its_default_config_answers_500_itself_and_nothing_escapes() 
     assert answer.status_code == 500 and b"Internal Server Error" in answer.content
 
 
-def test_a_real_uvicorn_logs_it_exactly_once(caplog: pytest.LogCaptureFixture) -> None:
+SERVERS = {
+    "uvicorn": uvicorn_server,
+    "hypercorn-asyncio": lambda app: hypercorn_server(app, "asyncio"),
+    "hypercorn-trio": lambda app: hypercorn_server(app, "trio"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SERVERS))
+def test_a_real_server_logs_it_exactly_once(name: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.ERROR)
-    with uvicorn_server(bridge.to_asgi(flask_app(PROPAGATE_EXCEPTIONS=True))) as server:
+    with SERVERS[name](bridge.to_asgi(flask_app(PROPAGATE_EXCEPTIONS=True))) as server:
         answer = httpx.get(f"{server.url}/boom", timeout=10)
         assert answer.status_code == 500
         assert httpx.get(f"{server.url}/fine", timeout=10).text == "fine"
@@ -177,7 +185,7 @@ def test_a_real_uvicorn_logs_it_exactly_once(caplog: pytest.LogCaptureFixture) -
         if r.exc_info and isinstance(r.exc_info[1], RuntimeError) and r.levelno >= logging.ERROR
     ]
     assert len(logged) == 1, [(r.name, r.getMessage()) for r in logged]
-    assert logged[0].name.startswith("uvicorn")
+    assert logged[0].name.startswith(name.split("-")[0])  # the server's logger, not bridge's
     assert any("GET '/boom'" in note for note in logged[0].exc_info[1].__notes__)  # type: ignore[index]
 
 
