@@ -348,11 +348,11 @@ class Exchange:
     ) -> BaseException | None:
         """Answer what can still be answered; return the error the server must get, if any.
 
-        An app's exception before its response began goes on to the server
-        after the 500, as other adapters do, so test clients raise it and the
-        server logs it; bridge only names the request on it, as a note, so it
-        is logged once. What bridge itself found wrong (``AppProtocolError``)
-        and errors after the response began are logged here.
+        An error raised to the server is logged by the server (a test client
+        raises it), so bridge only names the request on it, as a note: one
+        exception, one log record. Before the response began, the client gets
+        a 500 first, and what bridge itself found wrong (``AppProtocolError``)
+        is logged here instead of raised.
         """
         if state.complete:
             self._log_app_error(job.label, "after its response was complete", error)
@@ -363,7 +363,7 @@ class Exchange:
             self._put_500(job)
             return None
         if state.started:
-            self._log_app_error(job.label, "after its response began; aborting it", error)
+            self._raise_app_error(job.label, "after its response began; aborted", error)
             return error
         if isinstance(error, AppProtocolError):  # bridge's own finding: logged as such
             self._log_app_error(job.label, "before its response began; answering 500", error)

@@ -378,13 +378,16 @@ def one_line_each(caplog: pytest.LogCaptureFixture, expected: str) -> None:
 async def test_to_asgi_log_lines_escape_a_path_with_line_breaks(
     executor: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+    class FailingClose(list[bytes]):
+        def close(self) -> None:
+            raise RuntimeError("boom")  # after a complete response: logged by bridge
+
+    def app(environ: dict[str, Any], start_response: Any) -> FailingClose:
         start_response("200 OK", [])
-        yield b"begun"
-        raise RuntimeError("boom")  # after the start: logged by bridge
+        return FailingClose([b"complete"])
 
     def early(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        raise RuntimeError("boom")  # before it: raised to the server, with a note
+        raise RuntimeError("boom")  # raised to the server, with a note naming the request
 
     exchange = await FakeServer(to_asgi(app, executor=executor)).request(make_scope(FORGED))
     assert exchange.status == 200
