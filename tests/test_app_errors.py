@@ -23,7 +23,7 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from flask import Flask
+from flask import Flask, Response
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
@@ -63,6 +63,14 @@ def flask_app(**config: Any) -> Flask:
     @app.get("/fine")
     def fine() -> str:
         return "fine"
+
+    @app.get("/midway")
+    def midway() -> Response:
+        def parts() -> Iterator[bytes]:
+            yield b"begun"
+            raise RuntimeError("the stream failed")
+
+        return Response(parts())
 
     return app
 
@@ -172,12 +180,18 @@ SERVERS = {
 }
 
 
+@pytest.mark.parametrize("path", ["/boom", "/midway"])
 @pytest.mark.parametrize("name", sorted(SERVERS))
-def test_a_real_server_logs_it_exactly_once(name: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_real_server_logs_it_exactly_once(
+    name: str, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.ERROR)
     with SERVERS[name](bridge.to_asgi(flask_app(PROPAGATE_EXCEPTIONS=True))) as server:
-        answer = httpx.get(f"{server.url}/boom", timeout=10)
-        assert answer.status_code == 500
+        if path == "/boom":
+            assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 500
+        else:  # the response began: the server cuts it short
+            with pytest.raises(httpx.RemoteProtocolError):
+                httpx.get(f"{server.url}{path}", timeout=10)
         assert httpx.get(f"{server.url}/fine", timeout=10).text == "fine"
     logged = [
         r
@@ -186,7 +200,7 @@ def test_a_real_server_logs_it_exactly_once(name: str, caplog: pytest.LogCapture
     ]
     assert len(logged) == 1, [(r.name, r.getMessage()) for r in logged]
     assert logged[0].name.startswith(name.split("-")[0])  # the server's logger, not bridge's
-    assert any("GET '/boom'" in note for note in logged[0].exc_info[1].__notes__)  # type: ignore[index]
+    assert any(f"GET '{path}'" in note for note in logged[0].exc_info[1].__notes__)  # type: ignore[index]
 
 
 # --- wsgi.errors: one message, one record -----------------------------------------------------
