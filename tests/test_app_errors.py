@@ -241,11 +241,16 @@ SCRIPT = textwrap.dedent(
     def boom():
         raise RuntimeError("the view failed")
 
-    if sys.argv[1] == "to_asgi":
+    if sys.argv[1].startswith("to_asgi"):
+        executor = sys.argv[1].partition("-")[2]
+        requests = int(sys.argv[3])
+
         async def main():
-            transport = httpx.ASGITransport(app=bridge.to_asgi(app))
+            asgi = bridge.to_asgi(app, executor=executor)
+            transport = httpx.ASGITransport(app=asgi)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                return (await client.get("/boom")).status_code
+                answers = await asyncio.gather(*[client.get("/boom") for _ in range(requests)])
+            return answers[0].status_code
         status = asyncio.run(main())
     else:
         event = lambda_events.rest("GET", "/boom")
@@ -257,9 +262,9 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_flask(how: str, sentry: bool) -> dict[str, Any]:
+def run_flask(how: str, sentry: bool, requests: int = 1) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, how, "sentry" if sentry else "plain"],
+        [sys.executable, "-c", SCRIPT, how, "sentry" if sentry else "plain", str(requests)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -269,19 +274,21 @@ def run_flask(how: str, sentry: bool) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.parametrize("how", ["to_asgi", "aws_lambda"])
+@pytest.mark.parametrize("how", ["to_asgi-thread", "to_asgi-greenlet", "aws_lambda"])
 def test_flask_default_logging_gives_one_record_per_exception(how: str) -> None:
-    result = run_flask(how, sentry=False)
+    requests = 1 if how == "aws_lambda" else 8  # at once: each request's text stays whole
+    result = run_flask(how, sentry=False, requests=requests)
     assert result["status"] == 500
     written = [record for record in result["records"] if record[0] == "bridge.wsgi"]
-    assert len(written) == 1, written
-    _, level, message = written[0]
-    assert level == "WARNING"  # a copy of what flask.app logged at ERROR: no second alarm
-    assert "Exception on /boom [GET]" in message
-    assert "Traceback" in message and "RuntimeError: the view failed" in message
+    assert len(written) == requests, written
+    for _, level, message in written:
+        assert level == "WARNING"  # a copy of what flask.app logged at ERROR: no second alarm
+        assert "Exception on /boom [GET]" in message
+        assert message.count("Traceback") == 1
+        assert message.endswith("RuntimeError: the view failed")
 
 
-@pytest.mark.parametrize("how", ["to_asgi", "aws_lambda"])
+@pytest.mark.parametrize("how", ["to_asgi-thread", "aws_lambda"])
 def test_sentry_gets_one_event_per_exception(how: str) -> None:
     result = run_flask(how, sentry=True)
     assert result["status"] == 500
