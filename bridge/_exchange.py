@@ -48,6 +48,7 @@ logger = logging.getLogger("bridge")
 
 _CLIENT_GONE = (ClientDisconnected, WorkAbandoned)
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
+_NOTE = "bridge: the WSGI app failed on "
 
 
 class Exchange:
@@ -382,8 +383,11 @@ class Exchange:
 
     def _raise_app_error(self, label: str, when: str, error: Exception) -> None:
         """Name the request on an error that goes on to the server, which logs it."""
-        note = f"bridge: the WSGI app failed on {label} {when}"
+        note = f"{_NOTE}{label} {when}"
         if sys.version_info >= (3, 11):
+            notes = getattr(error, "__notes__", None)
+            if notes:  # an exception object raised again: its notes must not pile up
+                notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_NOTE))]
             error.add_note(note)  # the server's traceback names the request
         else:
             logger.info("%s: %r, raised on to the server", note, error)

@@ -161,6 +161,21 @@ async def test_httpx_asgi_transport_raises_it_too() -> None:
         assert (await client.get("/boom")).status_code == 500
 
 
+@pytest.mark.anyio
+async def test_an_exception_raised_again_carries_one_note() -> None:
+    again = RuntimeError("the same object every time")
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise again
+
+    transport = httpx.ASGITransport(app=bridge.to_asgi(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for path in ("/first", "/second", "/third"):
+            with pytest.raises(RuntimeError):
+                await client.get(path)
+    assert len(again.__notes__) == 1 and "GET '/third'" in again.__notes__[0]
+
+
 def test_through_fallback_the_legacy_apps_exception_reaches_the_test_client() -> None:
     app = bridge.fallback(fastapi_with_a_handler(), flask_app(TESTING=True))
     with TestClient(app) as client, pytest.raises(RuntimeError, match="the view failed"):
