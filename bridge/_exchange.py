@@ -28,6 +28,7 @@ import anyio
 
 from ._core.response import ResponseState, plain_response, short_body_error
 from ._errors import (
+    AppProtocolError,
     BadRequest,
     BodyTimeout,
     BridgeError,
@@ -48,6 +49,7 @@ logger = logging.getLogger("bridge")
 
 _CLIENT_GONE = (ClientDisconnected, WorkAbandoned)
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
+_NOTE = "bridge: the WSGI app failed on "
 
 
 class Exchange:
@@ -342,30 +344,65 @@ class Exchange:
             if not isinstance(error, Exception):
                 raise
             return self._fail(job, state, error)
+        finally:
+            if not self.bridge.errors_given:  # ours: what the app left unflushed ends here
+                self.environ["wsgi.errors"].flush()
         return None
 
     def _fail(
         self, job: Job[BaseException | None], state: ResponseState, error: Exception
     ) -> BaseException | None:
+        """Answer what can still be answered; return the error the server must get, if any.
+
+        An error raised to the server is logged by the server (a test client
+        raises it), so bridge only names the request on it, as a note: one
+        exception, one log record. Before the response began, the client gets
+        a 500 first, and what bridge itself found wrong (``AppProtocolError``)
+        is logged here instead of raised.
+        """
         if state.complete:
             self._log_app_error(job.label, "after its response was complete", error)
             return None
-        refused = self.refused is not None  # logged when the body was refused
+        if self.refused is not None:  # logged when the body was refused; the refusal answers
+            if state.started:
+                return error
+            self._put_500(job)
+            return None
         if state.started:
-            if not refused:
-                self._log_app_error(job.label, "after its response began; aborting it", error)
+            self._raise_app_error(job.label, "after its response began; aborted", error)
             return error
-        if not refused:
+        if isinstance(error, AppProtocolError):  # bridge's own finding: logged as such
             self._log_app_error(job.label, "before its response began; answering 500", error)
+            self._put_500(job)
+            return None
+        self._raise_app_error(job.label, "before its response began; answered 500", error)
+        self._put_500(job)
+        return error
+
+    def _put_500(self, job: Job[BaseException | None]) -> None:
         try:
             job.put(plain_response(500, "Internal Server Error"))
         except BaseException as put_error:
             if put_error is not job.interrupted:
                 raise
-        return None
+
+    def _raise_app_error(self, label: str, when: str, error: Exception) -> None:
+        """Name the request on an error that goes on to the server, which logs it."""
+        note = f"{_NOTE}{label} {when}"
+        if sys.version_info >= (3, 11):
+            notes = getattr(error, "__notes__", None)
+            if notes:  # an exception object raised again: its notes must not pile up
+                notes[:] = [n for n in notes if not (isinstance(n, str) and n.startswith(_NOTE))]
+            error.add_note(note)  # the server's traceback names the request
+        else:
+            logger.info("%s: %r, raised on to the server", note, error)
+        self._write_app_error(label, when, error)
 
     def _log_app_error(self, label: str, when: str, error: BaseException) -> None:
         logger.error("the WSGI app failed on %s %s", label, when, exc_info=error)
+        self._write_app_error(label, when, error)
+
+    def _write_app_error(self, label: str, when: str, error: BaseException) -> None:
         if self.bridge.errors_given:
             stream = self.environ["wsgi.errors"]
             stream.write(f"bridge: the WSGI app failed on {label} {when}\n")

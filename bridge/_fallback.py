@@ -35,7 +35,12 @@ _ATTEMPT_KEY = "bridge.fallback.attempt"
 
 
 class _Replay:
-    """The request's incoming messages, kept (up to a limit) so a later app can read them again."""
+    """The request's incoming messages, kept (up to a limit) so a later app can read them again.
+
+    Body bytes and websocket ``bytes`` and ``text`` all count against the
+    limit. Once an app has answered, nobody can decline any more, so nothing
+    more is kept and what was kept goes as it is read.
+    """
 
     def __init__(self, receive: Receive, limit: int) -> None:
         self._receive = receive
@@ -44,25 +49,49 @@ class _Replay:
         self._kept_bytes = 0
         self._position = 0
         self.complete = True  # every message read so far is kept
-        self.keeping = True  # false for the last app: nobody reads after it
+        self.keeping = True
 
     async def receive(self) -> Message:
-        if self._position < len(self._kept):
-            self._position += 1
-            return self._kept[self._position - 1]
+        kept = self._kept
+        if self._position < len(kept):
+            message = kept[self._position]
+            if self.keeping:
+                self._position += 1
+            else:
+                del kept[0]  # the position stays 0 once keeping stopped
+            return message
         message = await self._receive()
         if self.complete and self.keeping:
-            self._kept_bytes += len(message.get("body", b"") or b"")
+            self._kept_bytes += _size(message)
             if self._kept_bytes > self._limit:
                 self.complete = False
-                self._kept.clear()
+                kept.clear()
+                self._position = 0
             else:
-                self._kept.append(message)
+                kept.append(message)
                 self._position += 1
         return message
 
     def rewind(self) -> None:
         self._position = 0
+
+    def stop_keeping(self) -> None:
+        """No later app will read: drop what was read, hand out the rest once."""
+        if self.keeping:
+            self.keeping = False
+            del self._kept[: self._position]
+            self._position = 0
+
+
+def _size(message: Message) -> int:
+    """What a message adds to the replay: its body, or a websocket frame's payload."""
+    payload = message.get("body") or message.get("bytes")
+    if payload:
+        return len(payload)
+    text = message.get("text")
+    if not text:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class _Attempt:
@@ -87,7 +116,9 @@ class _Attempt:
         if self.may_decline() and self._declines(message):
             self.declined = True
             return
-        self._answered = True
+        if not self._answered:
+            self._answered = True
+            self.replay.stop_keeping()
         await self._send(message)
 
     def _declines(self, message: Message) -> bool:
@@ -171,7 +202,7 @@ class Fallback:
                 path = scope["path"]
                 shown = path if path.isprintable() else repr(path)  # no forged log lines
                 logger.info("%s %s: no route in %s, passed on", method, shown, member.name)
-        replay.keeping = False
+        replay.stop_keeping()
         await last.app(dict(scope), replay.receive, send)
 
 

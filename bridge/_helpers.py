@@ -95,16 +95,15 @@ def sync_to_async(
     its current ``await_``; a thread cannot be interrupted and finishes its
     call, but its next ``await_`` raises. Either way the caller is released.
     """
-    if inspect.iscoroutinefunction(function):
-        raise ConfigurationError(
-            f"sync_to_async() was given the coroutine function {function!r}; await it directly"
-        )
+    if function is not None:
+        _refuse_async(function)
     if thread_sensitive and executor != "thread":
         raise ConfigurationError(
             "thread_sensitive=True keeps calls on one thread; it needs executor='thread'"
         )
 
     def decorate(target: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+        _refuse_async(target)
         runner = shared_executor(executor)
         label = getattr(target, "__qualname__", repr(target))
 
@@ -122,6 +121,24 @@ def sync_to_async(
         return call
 
     return decorate if function is None else decorate(function)
+
+
+def _refuse_async(function: object) -> None:
+    """Refuse at wrapping time what a worker could only fail on, or return un-awaited."""
+    if not callable(function):
+        raise ConfigurationError(
+            f"sync_to_async() needs a sync function or callable, got {function!r}"
+        )
+    if inspect.iscoroutinefunction(function):
+        raise ConfigurationError(
+            f"sync_to_async() was given the coroutine function {function!r}; await it directly"
+        )
+    call = getattr(function, "__call__", None)  # noqa: B004 (callable() is known true)
+    if not inspect.isclass(function) and inspect.iscoroutinefunction(call):
+        raise ConfigurationError(
+            f"sync_to_async() was given {function!r}, whose __call__ is async def: calling it "
+            "returns a coroutine, not a result; await it directly"
+        )
 
 
 def async_to_sync(function: Callable[P, Awaitable[R]]) -> Callable[P, R]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import IO
 
 
@@ -133,19 +134,35 @@ class FileWrapper:
 
 
 class ErrorStream:
-    """The default ``wsgi.errors``: what the app writes goes to the ``bridge.wsgi`` logger."""
+    """The default ``wsgi.errors``: what the app writes reaches the ``bridge.wsgi`` logger.
 
-    __slots__ = ("_logger", "_pending")
+    One record per message, not per line: a message ends at ``flush()`` (a
+    logging handler flushes after every record, so a traceback arrives whole),
+    or at the end of the request, or where a line ends once 64 KiB are
+    pending. Text waits per request: it is kept in a context variable, and
+    each request runs in a context of its own.
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    The level is WARNING: visible under Python's default logging, but below
+    the ERROR that error trackers and alerts act on, since what an app writes
+    here is mostly a copy of what its own logger already reported (Flask's
+    default handler writes every log record here).
+    """
+
+    __slots__ = ("_level", "_logger", "_pending")
+
+    LIMIT = 65536
+
+    def __init__(self, logger: logging.Logger | None = None, level: int = logging.WARNING) -> None:
         self._logger = logger or logging.getLogger("bridge.wsgi")
-        self._pending = ""
+        self._level = level
+        self._pending: ContextVar[str] = ContextVar(f"wsgi_errors_{id(self)}", default="")
 
     def write(self, text: str) -> int:
-        lines = (self._pending + text).split("\n")
-        self._pending = lines.pop()
-        for line in lines:
-            self._logger.error("%s", line)
+        pending = self._pending.get() + text
+        if len(pending) > self.LIMIT and "\n" in pending:
+            whole, _, pending = pending.rpartition("\n")
+            self._emit(whole)
+        self._pending.set(pending)
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -153,6 +170,13 @@ class ErrorStream:
             self.write(line)
 
     def flush(self) -> None:
-        if self._pending:
-            self._logger.error("%s", self._pending)
-            self._pending = ""
+        """End the message written so far: it becomes one record."""
+        pending = self._pending.get()
+        if pending:
+            self._pending.set("")
+            self._emit(pending)
+
+    def _emit(self, text: str) -> None:
+        text = text.removesuffix("\n")
+        if text.strip():
+            self._logger.log(self._level, "%s", text)

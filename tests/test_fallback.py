@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,7 +17,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 
 import bridge
-from bridge._types import Receive, Scope, Send
+from bridge._types import Message, Receive, Scope, Send
 from tests.harness import FakeServer, make_scope
 
 
@@ -149,6 +151,115 @@ def test_a_wsgi_app_declines_websockets_by_closing_them(calls: list[str]) -> Non
         client.websocket_connect("/socket") as socket,
     ):
         assert socket.receive_text() == "echo /socket"
+
+
+class Frame(dict[str, Any]):
+    """A received websocket message that a test can watch for being freed."""
+
+
+class Live:
+    """How many frames handed to the app are still alive."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def watch(self, frame: Frame) -> Frame:
+        self.count += 1
+        weakref.finalize(frame, self._freed)
+        return frame
+
+    def _freed(self) -> None:
+        self.count -= 1
+
+
+def websocket_scope(path: str) -> Scope:
+    return {**make_scope(path), "type": "websocket", "scheme": "ws", "subprotocols": []}
+
+
+def websocket_client(frames: int, size: int, live: Live) -> Receive:
+    """Connect, then ``frames`` text frames of ``size`` characters, then leave."""
+    left = frames
+
+    async def receive() -> Message:
+        nonlocal left
+        if left == frames:
+            left -= 1
+            return {"type": "websocket.connect"}
+        if left < 0:
+            return {"type": "websocket.disconnect", "code": 1000}
+        left -= 1
+        return live.watch(Frame(type="websocket.receive", text="x" * size))
+
+    return receive
+
+
+async def counting_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accepts, then answers each frame with how many received frames are still alive."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    while (message := await receive())["type"] == "websocket.receive":
+        await send({"type": "websocket.send", "text": str(scope["live"].count)})
+        del message
+
+
+def make_counting_api() -> FastAPI:
+    api = FastAPI()
+
+    @api.websocket("/ws")
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for _ in websocket.iter_text():
+            await websocket.send_text(str(websocket.scope["live"].count))
+
+    return api
+
+
+@pytest.mark.parametrize("front", ["router hook", "statuses"])
+@pytest.mark.anyio
+async def test_an_accepted_websocket_keeps_nothing_for_replay(front: str) -> None:
+    gc.disable()  # what is dropped must go by reference counting
+    try:
+        live = Live()
+        first = make_counting_api() if front == "router hook" else counting_echo
+        app = bridge.fallback(first, websocket_echo, replay_limit=65536)
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {**websocket_scope("/ws"), "live": live}
+        await app(scope, websocket_client(2000, 4096, live), send)
+    finally:
+        gc.enable()
+    assert sent[0]["type"] == "websocket.accept"
+    counts = [int(message["text"]) for message in sent if message["type"] == "websocket.send"]
+    assert len(counts) == 2000
+    assert max(counts) <= 2  # the frame in hand, at most one more: 8 MB were kept before
+
+
+@pytest.mark.anyio
+async def test_websocket_frames_count_against_the_replay_limit() -> None:
+    reached: list[str] = []
+
+    async def reads_then_closes(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(4):  # the connect and three 64-character frames: over the limit
+            await receive()
+        await send({"type": "websocket.close", "code": 1000})
+
+    async def second(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await websocket_echo(scope, receive, send)
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    app = bridge.fallback(reads_then_closes, second, replay_limit=100)
+    await app(websocket_scope("/ws"), websocket_client(3, 64, Live()), send)
+    # It read what cannot be replayed, so its close stands, as a 404 would.
+    assert sent == [{"type": "websocket.close", "code": 1000}]
+    assert reached == []
 
 
 def test_an_app_served_on_its_own_keeps_its_404(calls: list[str]) -> None:

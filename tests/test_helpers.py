@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import traceback
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -48,6 +49,32 @@ async def test_coroutine_functions_are_refused() -> None:
 
     with pytest.raises(ConfigurationError, match="await it directly"):
         sync_to_async(already_async)
+
+
+class AsyncCallable:
+    async def __call__(self) -> str:
+        return "never run by a worker"
+
+
+class SyncCallable:
+    def __call__(self) -> str:
+        return "run by a worker"
+
+
+@pytest.mark.parametrize("form", ["direct", "decorator"])
+async def test_what_a_worker_cannot_run_is_refused_when_wrapping(form: str) -> None:
+    def wrap(target: Any) -> Any:
+        if form == "direct":
+            return sync_to_async(target)
+        return sync_to_async(executor="thread")(target)
+
+    with pytest.raises(ConfigurationError, match="needs a sync function or callable, got 1"):
+        wrap(1)
+    with pytest.raises(ConfigurationError, match=r"__call__ is async def.*await it directly"):
+        wrap(AsyncCallable())
+    # A class is a sync callable (it builds an instance); so is an instance with a sync __call__.
+    assert isinstance(await wrap(AsyncCallable)(), AsyncCallable)
+    assert await wrap(SyncCallable())() == "run by a worker"
 
 
 async def test_errors_cross_with_type_and_traceback(executor: str) -> None:

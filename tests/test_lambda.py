@@ -86,6 +86,34 @@ def test_an_unknown_event_is_refused_naming_what_arrived(
     assert "API Gateway" in str(caught.value)
 
 
+def test_a_lambda_edge_event_is_named_and_told_why_it_is_not_served(handler: Handler) -> None:
+    edge = {"Records": [{"cf": {"config": {"eventType": "viewer-request"}, "request": {}}}]}
+    with pytest.raises(bridge.UnsupportedEvent) as caught:
+        handler(edge, FakeContext())
+    message = str(caught.value)
+    assert "Lambda@Edge" in message
+    assert "CloudFront" in message and "origin" in message
+    assert "SQS" not in message
+
+
+@pytest.mark.parametrize("context", ["missing", None, {}])
+def test_a_payload_1_event_without_request_context_is_served(
+    handler: Handler, context: object
+) -> None:
+    event = events.rest("POST", "/echo/a%20b", query=[("q", "1")], body=b"hi")
+    if context == "missing":
+        del event["requestContext"]
+    else:
+        event["requestContext"] = context
+    result, seen = call(handler, event)
+    assert result["statusCode"] == 200
+    assert set(result) == {"statusCode", "multiValueHeaders", "body", "isBase64Encoded"}
+    assert seen["method"] == "POST"
+    assert seen["path"] == "/echo/a b"
+    assert seen["root_path"] == ""
+    assert seen["client"] is None
+
+
 # --- request ---------------------------------------------------------------------------------
 
 AWKWARD = "a b&c=d/é+%"

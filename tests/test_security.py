@@ -378,12 +378,25 @@ def one_line_each(caplog: pytest.LogCaptureFixture, expected: str) -> None:
 async def test_to_asgi_log_lines_escape_a_path_with_line_breaks(
     executor: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        raise RuntimeError("boom")
+    class FailingClose(list[bytes]):
+        def close(self) -> None:
+            raise RuntimeError("boom")  # after a complete response: logged by bridge
+
+    def app(environ: dict[str, Any], start_response: Any) -> FailingClose:
+        start_response("200 OK", [])
+        return FailingClose([b"complete"])
+
+    def early(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise RuntimeError("boom")  # raised to the server, with a note naming the request
 
     exchange = await FakeServer(to_asgi(app, executor=executor)).request(make_scope(FORGED))
-    assert exchange.status == 500
+    assert exchange.status == 200
     one_line_each(caplog, "GET '/fail\\r\\nERROR forged entry'")
+    exchange = await FakeServer(to_asgi(early, executor=executor)).request(make_scope(FORGED))
+    assert exchange.status == 500
+    notes = getattr(exchange.error, "__notes__", [])
+    assert any("GET '/fail\\r\\nERROR forged entry'" in note for note in notes), notes
+    assert not any("\r" in note or "\n" in note for note in notes), notes
 
 
 @pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import io
 
 import pytest
@@ -118,10 +119,41 @@ def test_file_wrapper_streams_blocks_and_closes_the_file() -> None:
     assert handle.closed
 
 
-def test_error_stream_logs_whole_lines(caplog: pytest.LogCaptureFixture) -> None:
+def test_error_stream_logs_one_record_per_flushed_message(caplog: pytest.LogCaptureFixture) -> None:
     errors = ErrorStream()
-    with caplog.at_level("ERROR", logger="bridge.wsgi"):
-        errors.write("one\ntw")
-        errors.writelines(["o\n", "three"])
+    with caplog.at_level("WARNING", logger="bridge.wsgi"):
+        errors.write("Traceback:\n  line one\n")
+        errors.writelines(["  line two\n", "Error: boom\n"])
         errors.flush()
-    assert [record.getMessage() for record in caplog.records] == ["one", "two", "three"]
+        errors.write("second message\n")
+        errors.flush()
+        errors.flush()  # nothing pending: nothing logged
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "Traceback:\n  line one\n  line two\nError: boom"),
+        ("WARNING", "second message"),
+    ]
+
+
+def test_error_stream_keeps_each_requests_text_apart(caplog: pytest.LogCaptureFixture) -> None:
+    errors = ErrorStream()
+    first, second = contextvars.Context(), contextvars.Context()
+    with caplog.at_level("WARNING", logger="bridge.wsgi"):
+        first.run(errors.write, "from the first ")
+        second.run(errors.write, "from the second\n")
+        first.run(errors.write, "request\n")
+        first.run(errors.flush)
+        second.run(errors.flush)
+    assert [r.getMessage() for r in caplog.records] == [
+        "from the first request",
+        "from the second",
+    ]
+
+
+def test_error_stream_bounds_an_unflushed_message(caplog: pytest.LogCaptureFixture) -> None:
+    errors = ErrorStream()
+    line = "x" * 1000 + "\n"
+    with caplog.at_level("WARNING", logger="bridge.wsgi"):
+        for _ in range(100):  # 100 kB, never flushed
+            errors.write(line)
+    assert len(caplog.records) == 1  # once past 64 KiB, its whole lines went out
+    assert len(caplog.records[0].getMessage()) > ErrorStream.LIMIT

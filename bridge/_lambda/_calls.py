@@ -31,6 +31,19 @@ STATE_KEY = "bridge.state"
 """The environ key holding the state startup hooks filled (``scope["state"]`` for ASGI)."""
 
 
+class AnsweredThenFailed(Exception):
+    """The app raised after its response was complete; the response stands.
+
+    Starlette and FastAPI re-raise after their exception handler answered, and
+    a WSGI body's ``close()`` may fail after the last byte: the handler logs
+    the cause (``__cause__``) and replies with ``response``.
+    """
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("the app failed after its response was complete")
+        self.response = response
+
+
 class _Gathered(ResponseState):
     """The core's PEP 3333 response rules, plus the body kept whole up to the payload limit.
 
@@ -66,6 +79,7 @@ def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
     rules.size = 0
     rules.limit = limit
     result = app(environ, rules.respond)
+    close = getattr(result, "close", None) if type(result) is not list else None
     try:
         write = rules.write
         for chunk in result:
@@ -78,12 +92,18 @@ def call_wsgi(app: WSGIApp, environ: Environ, limit: int) -> Response:
             rules.accept(b"", last=True)
             if rules.short:
                 raise short_body_error(rules)
-    finally:
-        close = getattr(result, "close", None) if type(result) is not list else None
+    except BaseException:
         if close is not None:
             close()
+        raise
     assert rules.status is not None  # accept() refuses a body before start_response
-    return rules.status, rules.headers, rules.chunks, rules.size
+    response = rules.status, rules.headers, rules.chunks, rules.size
+    if close is not None:
+        try:
+            close()
+        except Exception as error:
+            raise AnsweredThenFailed(response) from error
+    return response
 
 
 async def call_asgi(
@@ -136,6 +156,10 @@ async def call_asgi(
 
     try:
         await app(scope, receive, send)
+    except Exception as error:
+        if status is None or not complete:
+            raise
+        raise AnsweredThenFailed((status, headers, collected, size)) from error
     finally:
         if finished is not None and not finished.done():
             finished.set_result(None)  # whoever still listens hears the client leave

@@ -40,7 +40,16 @@ _VERSIONS: Final = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/2
 _NOT_HTTP: Final = (
     ("Records", "a queue, stream or storage notification (SQS, SNS, S3, Kinesis, DynamoDB)"),
     ("detail-type", "an EventBridge event"),
-    ("Cf", "a Lambda@Edge CloudFront event"),
+)
+_NO_CONTEXT: Final[Mapping[str, Any]] = {}
+"""What a payload 1.0 event without ``requestContext`` reads as."""
+_EDGE: Final = (
+    "this is a Lambda@Edge (CloudFront) event. It carries a request for the function to "
+    "change or answer in CloudFront's own shape (Records[].cf.request, headers as lists of "
+    "key/value objects, a body only when the trigger includes it, and a reply shaped the same "
+    "way), not an HTTP request for an app, so bridge does not serve it. To run this app behind "
+    "CloudFront, give it a function URL or an API Gateway and make that the distribution's "
+    "origin"
 )
 
 
@@ -98,6 +107,11 @@ def reply_form(event: object) -> ReplyForm:
                 return _FORMS["url" if url else "http", False]
             if "httpMethod" in event and "eventType" not in request_context:
                 return _FORMS["rest", False]
+        elif not request_context and "httpMethod" in event:
+            # A direct invoke or a console test event: payload 1.0 with no
+            # requestContext (or null, or {}). Served with no client address,
+            # no stage prefix and HTTP/1.1.
+            return _FORMS["rest", False]
     raise UnsupportedEvent(_describe(event))
 
 
@@ -128,6 +142,8 @@ def _describe(event: object) -> str:
     if not isinstance(event, Mapping):
         preview = str(event)[:60]
         return f"the event is {type(event).__name__} {preview!r}, not an object; {supported}"
+    if _is_edge(event):
+        return f"received an event with keys [Records]: {_EDGE}"
     keys = sorted(str(key) for key in event)
     shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
     kind = next((name for key, name in _NOT_HTTP if key in event), None)
@@ -140,6 +156,17 @@ def _describe(event: object) -> str:
     )
 
 
+def _is_edge(event: Mapping[str, Any]) -> bool:
+    """A Lambda@Edge event: ``{"Records": [{"cf": {...}}]}``."""
+    records = event.get("Records")
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and isinstance(records[0], Mapping)
+        and "cf" in records[0]
+    )
+
+
 # The readers let a field of the wrong type fail (read_event makes it a 400),
 # and leave the rare cases to helpers: a warm function reads thousands of events.
 
@@ -147,7 +174,7 @@ def _describe(event: object) -> str:
 def _read_v1(
     event: Mapping[str, Any], context: object, form: ReplyForm, root_path: str | None
 ) -> LambdaRequest:
-    request_context = event["requestContext"]
+    request_context = event.get("requestContext") or _NO_CONTEXT
     path = event.get("path") or "/"
     if root_path is not None:
         root = root_path.rstrip("/")

@@ -19,7 +19,7 @@ from .._detect import interface_of
 from .._errors import BadRequest, ConfigurationError, LifespanFailed
 from .._streams import ErrorStream, FileWrapper
 from .._types import ASGIApp, Environ, Scope, WSGIApp
-from ._calls import STATE_KEY, call_asgi, call_wsgi
+from ._calls import STATE_KEY, AnsweredThenFailed, call_asgi, call_wsgi
 from ._events import LambdaRequest, read_event, reply_form
 from ._lifecycle import Hook, Lifecycle
 from ._replies import (
@@ -95,8 +95,9 @@ class LambdaHandler:
         name = getattr(app, "__qualname__", None) or type(app).__qualname__
         asgi_app = cast(ASGIApp, app) if kind == "asgi" and lifespan else None
         self.lifecycle = Lifecycle(asgi_app, name, on_startup, on_shutdown, shutdown_timeout)
+        self._errors = ErrorStream()
         self._environ_builder = EnvironBuilder(
-            errors=ErrorStream(), multithread=False, file_wrapper=FileWrapper
+            errors=self._errors, multithread=False, file_wrapper=FileWrapper
         )
 
     def __call__(self, event: Any, context: Any) -> dict[str, Any]:
@@ -119,12 +120,22 @@ class LambdaHandler:
             limit = self._limits[form.source]
             if environ is not None:
                 environ[STATE_KEY] = lifecycle.state
-                response = call_wsgi(self._wsgi_app, environ, limit)
+                try:
+                    response = call_wsgi(self._wsgi_app, environ, limit)
+                finally:
+                    self._errors.flush()  # what the app left unflushed ends with its request
             else:
                 assert scope is not None
                 call = call_asgi(self._asgi_app, scope, request.body, lifecycle.state, limit)
                 response = lifecycle.run(call)
             return reply(request, response, self.text_types, limit)
+        except AnsweredThenFailed as late:
+            logger.error(
+                "the app failed on %s after its response was complete; the response stands",
+                _describe(request),
+                exc_info=late.__cause__,
+            )
+            return reply(request, late.response, self.text_types, limit)
         except LifespanFailed as error:
             status = error_status(form)
             logger.error("%s; answering %d, and trying again next time", error, status)
