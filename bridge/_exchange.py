@@ -20,7 +20,7 @@ import logging
 import sys
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -36,7 +36,7 @@ from ._errors import (
     WorkAbandoned,
 )
 from ._executors import Job
-from ._executors._loop import InContext
+from ._executors._loop import InContext, stepper
 from ._streams import InputStream
 from ._types import Message, OptExcInfo, Receive, Scope, Send
 
@@ -162,7 +162,7 @@ class Exchange:
                 message = await self._trio_within(awaitable, timeout)
             else:
                 # One step right here: a message the server already holds costs no timer.
-                iterator = awaitable.__await__()
+                iterator = stepper(awaitable)
                 try:
                     signal = iterator.send(None)
                 except StopIteration as stop:
@@ -210,7 +210,7 @@ class Exchange:
         self._give_up(timeout)
 
     async def _asyncio_within(
-        self, iterator: Generator[Any, None, Message], signal: Any, timeout: float
+        self, iterator: Coroutine[Any, Any, Message], signal: Any, timeout: float
     ) -> Message:
         """Finish a receive whose first step suspended; ``BodyTimeout`` after ``timeout`` s.
 
