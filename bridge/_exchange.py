@@ -21,10 +21,11 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import anyio
 
+from ._core.environ import EnvironBuilder
 from ._core.response import ResponseState, plain_response, short_body_error
 from ._errors import (
     BadRequest,
@@ -34,13 +35,10 @@ from ._errors import (
     RequestBodyTooLarge,
     WorkAbandoned,
 )
-from ._executors import Job
+from ._executors import Executor, Job
 from ._executors._loop import InContext, stepper
 from ._streams import InputStream
-from ._types import Message, OptExcInfo, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from ._to_asgi import WsgiToAsgi
+from ._types import Message, OptExcInfo, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
 
@@ -49,6 +47,21 @@ _CLIENT_GONE = (ClientDisconnected, WorkAbandoned)
 # asyncio.timeout (Python 3.11+); 3.10 reads the body under an anyio cancel scope.
 _asyncio_timeout: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
+
+
+class Settings(Protocol):
+    """What a request needs from the app object serving it (``WsgiToAsgi``).
+
+    A protocol, so that this module never imports the app's: the app makes
+    exchanges, an exchange only reads these.
+    """
+
+    app: WSGIApp
+    executor: Executor
+    environ_builder: EnvironBuilder
+    max_body_size: int | None
+    body_timeout: float | None
+    errors_given: bool
 
 
 class Exchange:
@@ -73,7 +86,7 @@ class Exchange:
         "watcher",
     )
 
-    def __init__(self, bridge: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, bridge: Settings, scope: Scope, receive: Receive, send: Send) -> None:
         self.bridge = bridge
         self.scope = scope
         self.receive = receive
