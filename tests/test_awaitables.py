@@ -358,3 +358,35 @@ async def test_a_worker_greenlets_parent_is_the_greenlet_driving_it_now() -> Non
 
     assert await bridge.sync_to_async(outer, executor="greenlet")() == "deep"
     assert parents == [("first", True), ("after", True)]
+
+
+# --- the body deadline around a receive() that opens its own cancel scope -----------------
+
+
+@pytest.mark.anyio
+async def test_a_stalled_receive_with_its_own_cancel_scope_still_times_out(
+    executor: str,
+) -> None:
+    """The deadline nests with a scope the server's receive() enters in its first step."""
+    raised: list[BaseException] = []
+
+    def reader(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            environ["wsgi.input"].read()
+        except Exception as error:
+            raised.append(error)
+            raise
+        return []
+
+    async def server(scope: Any, receive: Any, send: Any) -> None:
+        async def scoped_receive() -> Any:
+            with anyio.fail_after(60):  # the server's own, far longer deadline
+                await anyio.sleep_forever()
+            raise AssertionError
+
+        await wrapped(scope, scoped_receive, send)
+
+    wrapped = to_asgi(reader, executor=executor, body_timeout=0.2)
+    exchange = await FakeServer(server).request(post(10), timeout=5)
+    assert exchange.status == 408
+    assert [type(error) for error in raised] == [bridge.BodyTimeout]
