@@ -99,7 +99,7 @@ class GreenletJob(Job[T]):
         self._worker = worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
         worker.job = self
         worker.gr_context = self.context
-        request = self._step(worker.switch, self)
+        request = self._step(worker, worker.switch, self)
         cancelled: BaseException | None = None
         puts = 0
         while request[0] != _DONE:
@@ -121,9 +121,9 @@ class GreenletJob(Job[T]):
             except BaseException as error:
                 if not isinstance(error, Exception) and cancelled is None:
                     cancelled = error
-                request = self._step(worker.throw, error)
+                request = self._step(worker, worker.throw, error)
             else:
-                request = self._step(worker.switch, value)
+                request = self._step(worker, worker.switch, value)
         worker.job = None
         worker.gr_context = None
         self._worker = None
@@ -137,10 +137,8 @@ class GreenletJob(Job[T]):
             return result
         raise outcome
 
-    def _step(self, switch: Callable[..., Any], value: Any) -> Any:
+    def _step(self, worker: JobGreenlet, switch: Callable[..., Any], value: Any) -> Any:
         """Switch into the worker from whichever greenlet steps this task now."""
-        worker = self._worker
-        assert worker is not None
         driver = greenlet.getcurrent()
         if worker.parent is not driver:
             worker.parent = driver
@@ -162,6 +160,7 @@ class GreenletJob(Job[T]):
 
 def _serve_jobs(job: GreenletJob[Any]) -> None:
     """A worker greenlet's life: run a job, report how it ended, wait for the next."""
+    me = greenlet.getcurrent()
     while True:
         try:
             outcome: tuple[bool, Any] = (True, job.function(job))
@@ -169,7 +168,7 @@ def _serve_jobs(job: GreenletJob[Any]) -> None:
             raise
         except BaseException as error:
             outcome = (False, error)
-        driver = greenlet.getcurrent().parent
+        driver = me.parent
         assert driver is not None
         job = driver.switch((_DONE, outcome))
 
