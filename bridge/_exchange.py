@@ -20,12 +20,13 @@ import logging
 import sys
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import anyio
 
+from ._core.environ import EnvironBuilder
 from ._core.response import ResponseState, plain_response, short_body_error
 from ._errors import (
     AppProtocolError,
@@ -36,20 +37,35 @@ from ._errors import (
     RequestBodyTooLarge,
     WorkAbandoned,
 )
-from ._executors import Job
-from ._executors._loop import InContext
+from ._executors import Executor, Job
+from ._executors._loop import InContext, stepper
 from ._forget import forget
 from ._streams import InputStream
-from ._types import Message, OptExcInfo, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from ._to_asgi import WsgiToAsgi
+from ._types import Message, OptExcInfo, Receive, Scope, Send, WSGIApp
 
 logger = logging.getLogger("bridge")
 
 _CLIENT_GONE = (ClientDisconnected, WorkAbandoned)
+
+# asyncio.timeout (Python 3.11+); 3.10 reads the body under an anyio cancel scope.
+_asyncio_timeout: Callable[[float], Any] | None = getattr(asyncio, "timeout", None)
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 _NOTE = "bridge: the WSGI app failed on "
+
+
+class Settings(Protocol):
+    """What a request needs from the app object serving it (``WsgiToAsgi``).
+
+    A protocol, so that this module never imports the app's: the app makes
+    exchanges, an exchange only reads these.
+    """
+
+    app: WSGIApp
+    executor: Executor
+    environ_builder: EnvironBuilder
+    max_body_size: int | None
+    body_timeout: float | None
+    errors_given: bool
 
 
 class Exchange:
@@ -74,7 +90,7 @@ class Exchange:
         "watcher",
     )
 
-    def __init__(self, bridge: WsgiToAsgi, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, bridge: Settings, scope: Scope, receive: Receive, send: Send) -> None:
         self.bridge = bridge
         self.scope = scope
         self.receive = receive
@@ -164,17 +180,8 @@ class Exchange:
             awaitable = self.receive() if self.watcher is None else self._from_inbox()
             if timeout is None:
                 message = await awaitable
-            elif asyncio._get_running_loop() is None:
-                message = await self._trio_within(awaitable, timeout)
             else:
-                # One step right here: a message the server already holds costs no timer.
-                iterator = awaitable.__await__()
-                try:
-                    signal = iterator.send(None)
-                except StopIteration as stop:
-                    message = stop.value
-                else:
-                    message = await self._asyncio_within(iterator, signal, timeout)
+                message = await self._within(awaitable, timeout)
             if message["type"] == "http.request":
                 body: bytes = message.get("body", b"")
                 if not message.get("more_body", False):
@@ -209,44 +216,41 @@ class Exchange:
         self.refusal = text
         raise error
 
-    async def _trio_within(self, awaitable: Awaitable[Message], timeout: float) -> Message:
-        """``awaitable``, or ``BodyTimeout`` after ``timeout`` s (trio: a plain cancel scope)."""
+    async def _within(self, awaitable: Awaitable[Message], timeout: float) -> Message:
+        """``awaitable``, or ``BodyTimeout`` once nothing arrived for ``timeout`` s."""
+        if _asyncio_timeout is not None and _in_asyncio_task():
+            return await self._asyncio_within(awaitable, timeout)
         with anyio.move_on_after(timeout):
             return await awaitable
         self._give_up(timeout)
 
-    async def _asyncio_within(
-        self, iterator: Generator[Any, None, Message], signal: Any, timeout: float
-    ) -> Message:
-        """Finish a receive whose first step suspended; ``BodyTimeout`` after ``timeout`` s.
+    async def _asyncio_within(self, awaitable: Awaitable[Message], timeout: float) -> Message:
+        """Like ``_within``, with no timer at all when the server holds the message already.
 
-        The deadline cancels this task as ``asyncio.timeout`` does, not through a
-        cancel scope: one entered after that first step would not nest with a
-        scope the server's ``receive()`` opened in it.
+        The one step taken by hand is what is clever here: most reads find their
+        message at hand, and arming and dropping a deadline for each costs about
+        5 µs a read on asyncio (a 10-byte upload through the greenlet executor:
+        14 µs a request with this, 19 µs with ``asyncio.timeout`` around a plain
+        ``await``; 27 against 59 µs for eight pieces). ``stepper`` makes that
+        step work for any awaitable. Only a read that suspends gets a deadline:
+        ``asyncio.timeout``, which cancels the task, nests with a cancel scope
+        that the server's ``receive()`` may have opened in that first step, where
+        a scope of ours entered after it would not.
         """
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        if task is None:  # not run as a task: nothing to cancel, so no deadline
-            return await InContext.resume(None, iterator, signal)
-        before = 0
-        if sys.version_info >= (3, 11):
-            before = task.cancelling()
-        expired = False
-
-        def expire() -> None:
-            nonlocal expired
-            expired = True
-            task.cancel()
-
-        timer = loop.call_later(timeout, expire)
+        iterator = stepper(awaitable)
         try:
-            return await InContext.resume(None, iterator, signal)
-        except asyncio.CancelledError:
-            # Ours only if the deadline fired and nobody else cancelled the task too.
-            if not expired or (sys.version_info >= (3, 11) and task.uncancel() > before):
-                raise
-        finally:
-            timer.cancel()
+            signal = iterator.send(None)
+        except StopIteration as stop:
+            message: Message = stop.value
+            return message
+        assert _asyncio_timeout is not None
+        deadline = _asyncio_timeout(timeout)
+        try:
+            async with deadline:
+                return await InContext.resume(None, iterator, signal)
+        except TimeoutError:
+            if not deadline.expired():
+                raise  # the server's own
         self._give_up(timeout)
 
     def _give_up(self, timeout: float) -> NoReturn:
@@ -285,9 +289,8 @@ class Exchange:
         self.job.interrupt(error)
 
     def _start_watcher(self) -> None:
-        loop = asyncio._get_running_loop()
-        if loop is not None:
-            self.watcher = loop.create_task(self._watch())
+        if _in_asyncio_task():
+            self.watcher = asyncio.get_running_loop().create_task(self._watch())
         else:
             self.watcher = _TrioWatcher(self._watch)
 
@@ -408,6 +411,14 @@ class Exchange:
             stream.write(f"bridge: the WSGI app failed on {label} {when}\n")
             stream.write("".join(traceback.format_exception(error)))
             stream.flush()
+
+
+def _in_asyncio_task() -> bool:
+    """True in an asyncio task; false under trio (directly or through anyio)."""
+    try:
+        return asyncio.current_task() is not None
+    except RuntimeError:  # no asyncio loop runs in this thread
+        return False
 
 
 def _stream(

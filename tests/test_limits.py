@@ -201,11 +201,12 @@ async def test_a_body_already_received_costs_no_timer(
     """The fast path: when receive() has the message at hand, no deadline is scheduled."""
     loop = asyncio.get_running_loop()
     timers: list[float] = []
-    original = loop.call_later
+    original = loop.call_at
 
-    def counting(delay: float, *args: Any, **kwargs: Any) -> Any:
-        timers.append(delay)
-        return original(delay, *args, **kwargs)
+    def counting(when: float, *args: Any, **kwargs: Any) -> Any:
+        # Every asyncio timer, call_later's included, is scheduled through call_at.
+        timers.append(round(when - loop.time(), 1))
+        return original(when, *args, **kwargs)
 
     async def waits_once(scope: Any, receive: Any, send: Any) -> None:
         pieces = [b"abc", b"def"]
@@ -218,7 +219,7 @@ async def test_a_body_already_received_costs_no_timer(
         await wrapped(scope, suspending, send)
 
     wrapped = to_asgi(Reader(), executor=executor, body_timeout=7.5)
-    monkeypatch.setattr(loop, "call_later", counting)
+    monkeypatch.setattr(loop, "call_at", counting)
     at_hand = await FakeServer(wrapped, [b"abc", b"def"]).request(post(6))
     assert at_hand.body == b"abcdef"
     assert 7.5 not in timers

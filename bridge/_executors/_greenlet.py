@@ -9,6 +9,14 @@ Starting a fresh greenlet costs several times more than a switch, so worker
 greenlets are kept and reused, per thread (a greenlet cannot move between
 threads). Each job sets the worker's context to its own.
 
+A worker's ``parent`` is always the greenlet driving it right now, and the
+worker switches to its parent to reach the driver. The driver can change
+between two steps of one job: a job started inside another worker's
+``await_`` takes its first steps there and its later ones wherever the
+outer awaitable is resumed (the loop's own greenlet, or another worker).
+Code that expects ``getcurrent().parent`` to be the way to the loop (as
+SQLAlchemy's ``await_only`` does) finds it so.
+
 The price of running on the loop: code in the greenlet that blocks
 (``time.sleep``, a sync socket) blocks the whole loop. Each stretch a
 greenlet holds the loop is timed, and one longer than ``block_warning``
@@ -31,7 +39,7 @@ from .._errors import ConfigurationError
 from . import _asgiref
 from ._base import Executor
 from ._job import Job, JobGreenlet, Sink, close_unawaited
-from ._loop import InContext
+from ._loop import InContext, stepper
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,7 +51,7 @@ _PUTS_PER_CHECKPOINT = 16
 
 
 class GreenletJob(Job[T]):
-    __slots__ = ("_driver", "_executor", "allows_asgiref")
+    __slots__ = ("_executor", "_worker", "allows_asgiref")
 
     def __init__(
         self,
@@ -55,15 +63,16 @@ class GreenletJob(Job[T]):
     ) -> None:
         super().__init__(function, sink, context, label)
         self._executor = executor
-        self._driver: greenlet.greenlet | None = None
+        self._worker: JobGreenlet | None = None
         self.allows_asgiref = executor.asgiref
 
     # The worker side: runs in the worker greenlet.
     def put(self, item: object) -> None:
         if self.interrupted is not None:
             raise self.interrupted
-        assert self._driver is not None
-        self._driver.switch((_PUT, item))
+        driver = self._worker.parent if self._worker is not None else None
+        assert driver is not None
+        driver.switch((_PUT, item))
 
     def await_(self, awaitable: Awaitable[R], context: Context | None = None) -> R:
         if self.interrupted is not None:
@@ -72,25 +81,25 @@ class GreenletJob(Job[T]):
         # We are on the loop's thread, inside the driver task's step: the first
         # step of the awaitable can run right here. Most finish or suspend in it;
         # only a suspension needs the driver, which resumes the awaitable.
-        iterator = awaitable.__await__()
+        iterator = stepper(awaitable)
         try:
             signal = iterator.send(None) if context is None else context.run(iterator.send, None)
         except StopIteration as stop:
             value: R = stop.value
             return value
-        assert self._driver is not None
+        driver = self._worker.parent if self._worker is not None else None
+        assert driver is not None
         resumed = InContext.resume(context, iterator, signal)
-        result: R = self._driver.switch((_AWAIT, resumed))
+        result: R = driver.switch((_AWAIT, resumed))
         return result
 
     # The loop side.
     async def run(self) -> T:
-        self._driver = greenlet.getcurrent()
         workers = self._executor._workers()
-        worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
+        self._worker = worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
         worker.job = self
         worker.gr_context = self.context
-        request = self._step(worker.switch, self)
+        request = self._step(worker, worker.switch, self)
         cancelled: BaseException | None = None
         puts = 0
         while request[0] != _DONE:
@@ -112,11 +121,12 @@ class GreenletJob(Job[T]):
             except BaseException as error:
                 if not isinstance(error, Exception) and cancelled is None:
                     cancelled = error
-                request = self._step(worker.throw, error)
+                request = self._step(worker, worker.throw, error)
             else:
-                request = self._step(worker.switch, value)
+                request = self._step(worker, worker.switch, value)
         worker.job = None
         worker.gr_context = None
+        self._worker = None
         if len(workers) < self._executor.idle_workers:
             workers.append(worker)
         if cancelled is not None:
@@ -127,7 +137,11 @@ class GreenletJob(Job[T]):
             return result
         raise outcome
 
-    def _step(self, switch: Callable[..., Any], value: Any) -> Any:
+    def _step(self, worker: JobGreenlet, switch: Callable[..., Any], value: Any) -> Any:
+        """Switch into the worker from whichever greenlet steps this task now."""
+        driver = greenlet.getcurrent()
+        if worker.parent is not driver:
+            worker.parent = driver
         started = time.perf_counter()
         try:
             return switch(value)
@@ -146,6 +160,7 @@ class GreenletJob(Job[T]):
 
 def _serve_jobs(job: GreenletJob[Any]) -> None:
     """A worker greenlet's life: run a job, report how it ended, wait for the next."""
+    me = greenlet.getcurrent()
     while True:
         try:
             outcome: tuple[bool, Any] = (True, job.function(job))
@@ -153,7 +168,7 @@ def _serve_jobs(job: GreenletJob[Any]) -> None:
             raise
         except BaseException as error:
             outcome = (False, error)
-        driver = job._driver
+        driver = me.parent
         assert driver is not None
         job = driver.switch((_DONE, outcome))
 

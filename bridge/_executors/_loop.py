@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
+from types import CoroutineType
 from typing import Any, Generic, TypeVar
 
 from .._errors import AwaitError
@@ -121,6 +122,22 @@ def _call(function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
 
 
+def stepper(awaitable: Awaitable[T]) -> Coroutine[Any, Any, T]:
+    """Something with ``send`` and ``throw`` that runs ``awaitable``, for stepping by hand.
+
+    An awaitable made elsewhere need not be a coroutine: granian's ``receive()``
+    gives one whose ``__await__`` iterator has ``__next__`` only. A coroutine
+    that awaits it lets Python's own ``await`` deal with it, as a task would.
+    """
+    if type(awaitable) is CoroutineType:
+        return awaitable
+    return _awaiting(awaitable)
+
+
+async def _awaiting(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
 class InContext(Generic[T]):
     """Await ``awaitable`` with every step of it run inside ``context``.
 
@@ -129,19 +146,20 @@ class InContext(Generic[T]):
     it sees the contextvars the sync code set (``flask.request``, say).
 
     ``resume`` continues an awaitable whose first step already ran elsewhere
-    (in a greenlet, on this same loop) and suspended with ``signal``.
+    (in a greenlet, on this same loop) and suspended with ``signal``; its
+    ``iterator`` comes from ``stepper``.
     """
 
     __slots__ = ("_iterator", "_run", "_signal")
 
     def __init__(self, context: Context | None, awaitable: Awaitable[T]) -> None:
         self._run = _call if context is None else context.run
-        self._iterator = awaitable.__await__()
+        self._iterator = stepper(awaitable)
         self._signal: Any = _NOT_STARTED
 
     @classmethod
     def resume(
-        cls, context: Context | None, iterator: Generator[Any, Any, T], signal: Any
+        cls, context: Context | None, iterator: Coroutine[Any, Any, T], signal: Any
     ) -> InContext[T]:
         self = cls.__new__(cls)
         self._run = _call if context is None else context.run
