@@ -283,12 +283,17 @@ def streaming_subprocess(setup: str) -> Iterator[tuple[Running, subprocess.Popen
         server_command(setup, port),
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         stdout=subprocess.DEVNULL,
+        start_new_session=True,  # its workers too can be ended, if it will not end them
     )
     try:
         wait_for_port(port, alive=lambda: process.poll() is None)
         yield Running(port=port), process
     finally:
-        stop_process(process)
+        try:
+            stop_process(process)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # none left: the usual case
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def stop_process(process: subprocess.Popen[Any], stop: int = signal.SIGTERM) -> None:
