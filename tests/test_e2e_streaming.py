@@ -10,7 +10,8 @@ buffering: ``iter_raw`` for the download, a generator for the uploads (chunked,
 or with a Content-Length). A sampler thread reads the VmRSS of the process
 that runs the app (granian's worker, a child of the process started) from
 ``/proc/PID/status`` during the transfer; the peak may not pass the
-post-warm-up baseline by 64 MiB.
+post-warm-up baseline by 64 MiB (under daphne, by 64 MiB more than the same
+transfer costs daphne serving an ASGI app with no bridge).
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def test_a_client_that_leaves_mid_stream_ends_the_app(streaming_server: Any) -> 
 
 
 @pytest.mark.parametrize("streaming_server", TO_ASGI_SETUPS, indirect=True)
-def test_await_runs_on_the_servers_loop(streaming_server: Any) -> None:
+def test_await_in_the_wsgi_app_gets_its_value(streaming_server: Any) -> None:
     _, running, _ = streaming_server
     with httpx.Client(base_url=running.url, timeout=10) as client:
         answers = [client.get("/await") for _ in range(3)]
