@@ -5,8 +5,11 @@
 * ``hypercorn_server(app, worker="asyncio"|"trio")``: ``hypercorn.asyncio.serve``
   or ``hypercorn.trio.serve`` (under ``trio.run``) in a background thread with
   a shutdown trigger, on a port found free by binding a socket to port 0.
-* ``uvicorn_subprocess(executor)``: this file run as a script, serving the
-  streaming app in its own process (so its memory can be measured).
+* ``streaming_subprocess(setup)``: uvicorn, granian or daphne serving
+  ``tests/apps/stream_wsgi.py`` through ``to_asgi``, or waitress, granian
+  (WSGI) or cheroot serving ``tests/apps/stream_asgi.py`` through ``to_wsgi``,
+  each from its own command line in a process of its own (so that its memory
+  can be measured).
 * Raw-socket helpers for clients that misbehave.
 
 Every wait here is bounded in time.
@@ -233,100 +236,64 @@ def status_of(head: bytes) -> int:
     return int(head.split(b"\r\n", 1)[0].split()[1])
 
 
-# --- a subprocess server for the streaming tests -------------------------------------------
+# --- a server of its own process, for the streaming tests -----------------------------------
+
+APPS = "tests.apps"
+# Servers that run tests/apps/stream_wsgi.py through to_asgi (one setup per executor) ...
+TO_ASGI_SERVERS = ("uvicorn", "granian", "daphne")
+# ... and those that run tests/apps/stream_asgi.py through to_wsgi.
+TO_WSGI_SERVERS = ("waitress", "granian-wsgi", "cheroot")
+SETUPS = (
+    *(f"{server}-{executor}" for server in TO_ASGI_SERVERS for executor in ("thread", "greenlet")),
+    *TO_WSGI_SERVERS,
+)
+# A control, not a setup: the ASGI app under daphne as it is, with no bridge.
+DAPHNE_NATIVE = "daphne-native"
 
 
-def streaming_wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-    """``/download?size=N``: N bytes in 64 KiB chunks; ``/upload``: read in 64 KiB, count."""
-    path = environ["PATH_INFO"]
-    if path == "/download":
-        query = dict(
-            part.split("=", 1) for part in environ["QUERY_STRING"].split("&") if "=" in part
-        )
-        size = int(query["size"])
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return chunks_of(size)
-    if path == "/upload":
-        stream = environ["wsgi.input"]
-        total = 0
-        while True:
-            piece = stream.read(CHUNK)
-            if not piece:
-                break
-            total += len(piece)
-        body = str(total).encode()
-        start_response(
-            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-        )
-        return [body]
-    if path == "/pid":
-        body = str(os.getpid()).encode()
-        start_response(
-            "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-        )
-        return [body]
-    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
-    return [b""]
-
-
-def chunks_of(size: int, fill: bytes = b"x") -> Iterator[bytes]:
-    """``size`` bytes in CHUNK-sized blocks, generated, never held whole."""
-    block = fill * CHUNK
-    full, rest = divmod(size, CHUNK)
-    for _ in range(full):
-        yield block
-    if rest:
-        yield block[:rest]
+def server_command(setup: str, port: int) -> list[str]:
+    """The command line a user would type to serve the streaming app of ``setup`` on ``port``."""
+    if setup in TO_WSGI_SERVERS:
+        server, target = setup, f"{APPS}.stream_asgi:wsgi"
+    elif setup == DAPHNE_NATIVE:
+        server, target = "daphne", f"{APPS}.stream_asgi:app"
+    else:
+        server, _, executor = setup.rpartition("-")
+        if server not in TO_ASGI_SERVERS or executor not in ("thread", "greenlet"):
+            raise ValueError(f"unknown setup {setup!r}; choose from {SETUPS}")
+        target = f"{APPS}.stream_wsgi:{executor}"
+    where = ["--host", HOST, "--port", str(port)]
+    granian = ["-m", "granian", "--workers", "1", "--log-level", "warning", *where]
+    commands = {
+        "uvicorn": ["-m", "uvicorn", *where, "--log-level", "warning"],
+        "granian": [*granian, "--interface", "asgi"],
+        "daphne": ["-m", "daphne", "--bind", HOST, "--port", str(port), "-v", "0"],
+        "waitress": ["-m", "waitress", *where],
+        "granian-wsgi": [*granian, "--interface", "wsgi"],
+        "cheroot": ["-m", "cheroot", "--bind", f"{HOST}:{port}"],
+    }
+    return [sys.executable, *commands[server], target]
 
 
 @contextlib.contextmanager
-def uvicorn_subprocess(executor: str) -> Iterator[tuple[Running, subprocess.Popen[bytes]]]:
-    """Run this file as a script: uvicorn serving ``streaming_wsgi_app`` through ``executor``."""
+def streaming_subprocess(setup: str) -> Iterator[tuple[Running, subprocess.Popen[bytes]]]:
+    """``setup`` (one of SETUPS) serving its streaming app in a process of its own."""
+    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "streaming", executor],
-        stdout=subprocess.PIPE,
-        stderr=None,
+        server_command(setup, port),
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # its workers too can be ended, if it will not end them
     )
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # the child prints its port once it listens
-        if not line.startswith(b"PORT "):
-            raise RuntimeError(f"the server subprocess did not start: {line!r}")
-        port = int(line.split()[1])
         wait_for_port(port, alive=lambda: process.poll() is None)
         yield Running(port=port), process
     finally:
-        process.terminate()
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _main_streaming(executor: str) -> None:
-    import uvicorn
-
-    import bridge
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    sock.listen(128)
-    app = bridge.to_asgi(streaming_wsgi_app, executor=executor)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    print(f"PORT {sock.getsockname()[1]}", flush=True)
-    server.run(sockets=[sock])
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "streaming":
-        _main_streaming(sys.argv[2])
-    else:
-        raise SystemExit(f"usage: {sys.argv[0]} streaming thread|greenlet")
+            stop_process(process)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # none left: the usual case
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def stop_process(process: subprocess.Popen[Any], stop: int = signal.SIGTERM) -> None:

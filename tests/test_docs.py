@@ -26,7 +26,9 @@ from tests.servers import free_port, stop_process
 
 ROOT = Path(__file__).parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-SERVERS = ("bridge serve", "bridge demo", "uvicorn", "gunicorn", "waitress-serve", "hypercorn")
+PROGRAMS = ("uvicorn", "gunicorn", "waitress-serve", "hypercorn", "granian", "daphne")
+# cheroot's own script imports the app before it puts the working directory on sys.path.
+SERVERS = ("bridge serve", "bridge demo", "python -m cheroot", *PROGRAMS)
 
 
 def documented_commands() -> list[tuple[str, str]]:
@@ -53,7 +55,9 @@ def _as_run_here(command: str, port: int) -> list[str]:
     words = shlex.split(command.replace("8000", str(port)))
     if words[0] == "pip":
         return [sys.executable, "-m", *words]
-    if words[0] in ("bridge", "uvicorn", "gunicorn", "waitress-serve", "hypercorn"):
+    if words[0] == "python":
+        words[0] = sys.executable
+    if words[0] in ("bridge", *PROGRAMS):
         words[0] = str(Path(sys.executable).parent / words[0])
     serves = words[-1] == "scripts/demo.sh" or command.startswith(("bridge serve", "bridge demo"))
     if serves and "--port" not in words:
