@@ -99,7 +99,7 @@ class GreenletJob(Job[T]):
         self._worker = worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
         worker.job = self
         worker.gr_context = self.context
-        request = self._step(worker, worker.switch, self)
+        request = self._step(worker, worker.switch, [self])
         cancelled: BaseException | None = None
         puts = 0
         while request[0] != _DONE:
@@ -131,11 +131,14 @@ class GreenletJob(Job[T]):
             workers.append(worker)
         if cancelled is not None:
             raise cancelled
-        succeeded, outcome = request[1]
+        succeeded, outcome = request[1].pop()
         if succeeded:
             result: T = outcome
             return result
-        raise outcome
+        try:
+            raise outcome
+        finally:
+            del outcome  # this frame joins its traceback: no local may hold it
 
     def _step(self, worker: JobGreenlet, switch: Callable[..., Any], value: Any) -> Any:
         """Switch into the worker from whichever greenlet steps this task now."""
@@ -158,9 +161,15 @@ class GreenletJob(Job[T]):
                 )
 
 
-def _serve_jobs(job: GreenletJob[Any]) -> None:
-    """A worker greenlet's life: run a job, report how it ended, wait for the next."""
+def _serve_jobs(box: list[GreenletJob[Any]]) -> None:
+    """A worker greenlet's life: run a job, report how it ended, wait for the next.
+
+    Jobs come in a box this frame empties: greenlet keeps the first call's
+    arguments for the worker's whole life, and an idle worker must keep nothing
+    of the job it ran (its request, its error).
+    """
     me = greenlet.getcurrent()
+    job = box.pop()
     while True:
         try:
             outcome: tuple[bool, Any] = (True, job.function(job))
@@ -170,7 +179,9 @@ def _serve_jobs(job: GreenletJob[Any]) -> None:
             outcome = (False, error)
         driver = me.parent
         assert driver is not None
-        job = driver.switch((_DONE, outcome))
+        done = [outcome]  # emptied by run()
+        del job, outcome
+        job = driver.switch((_DONE, done)).pop()
 
 
 class _IdleWorkers(threading.local):
