@@ -14,17 +14,22 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 import wsgiref.util
 import wsgiref.validate
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ._check_report import Probe, Result, report
+from ._check_interleave import Interleaved, interleave
+from ._check_report import Headers, Probe, Result, report, with_cookies
+from ._check_state import own_modules, thread_affine_state
 from ._detect import Interface, interface_of
+from ._errors import ConfigurationError
 from ._executors import GreenletExecutor, ThreadExecutor
 from ._to_asgi import to_asgi
 from ._to_wsgi import to_wsgi
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _BODY = b"bridge check: a small request body\n"
 
 
@@ -39,10 +44,35 @@ class _Recorder(logging.Handler):
         self.records.setdefault(id(record), record)
 
 
-def probes(paths: list[str], write: bool) -> list[Probe]:
-    found = [Probe(method, path) for path in paths for method in ("GET", "HEAD")]
+def request_headers(headers: list[str], cookies: list[str]) -> Headers:
+    """``--header 'Name: value'`` and ``--cookie name=value``, checked, as header pairs."""
+    pairs = []
+    for header in headers:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip() or name.strip() != name or not _TOKEN.fullmatch(name):
+            raise ConfigurationError(
+                f"--header {header!r} is not of the form 'Name: value' (for example "
+                "--header 'X-CSRFToken: abc123')"
+            )
+        pairs.append((name, value.strip()))
+    for cookie in cookies:
+        name, equals, _ = cookie.partition("=")
+        if not equals or not _TOKEN.fullmatch(name) or ";" in cookie:
+            raise ConfigurationError(
+                f"--cookie {cookie!r} is not of the form name=value (one cookie each; for "
+                "example --cookie sessionid=abc123)"
+            )
+    return with_cookies(tuple(pairs), cookies)
+
+
+def probes(paths: list[str], write: bool, headers: Headers = ()) -> list[Probe]:
+    """The sequential probes; ``headers`` (--header, --cookie) go with every one."""
+    found = [Probe(method, path, headers=headers) for path in paths for method in ("GET", "HEAD")]
     if write:
-        found += [Probe("POST", paths[0]), Probe("POST", paths[0], chunked=True)]
+        found += [
+            Probe("POST", paths[0], headers=headers),
+            Probe("POST", paths[0], chunked=True, headers=headers),
+        ]
     return found
 
 
@@ -105,7 +135,10 @@ def _lenient_input() -> Iterator[None]:
         wsgiref.validate.InputWrapper = strict  # type: ignore[misc]
 
 
-def check_wsgi(app: Any, probe_list: list[Probe], executor: str) -> list[Result]:
+def check_wsgi(
+    app: Any, probe_list: list[Probe], executor: str, headers: Headers = ()
+) -> tuple[list[Result], list[Interleaved]]:
+    """The probes one at a time, then each GET path's concurrent variants, under one executor."""
     runner = ThreadExecutor() if executor == "thread" else GreenletExecutor(block_warning=0.05)
     wrapped = to_asgi(wsgiref.validate.validator(app), executor=runner)
     results = []
@@ -113,8 +146,21 @@ def check_wsgi(app: Any, probe_list: list[Probe], executor: str) -> list[Result]
         result = Result(probe)
         _run_recorded(lambda p=probe, r=result: asyncio.run(_drive_asgi(wrapped, p, r)), result)
         results.append(result)
+    mixed = []
+    for path in dict.fromkeys(probe.path for probe in probe_list if probe.method == "GET"):
+        logged = Result(Probe("GET", path))
+        outcome = Interleaved(path, not_compared="it did not finish")
+
+        def run(path: str = path) -> None:
+            nonlocal outcome
+            outcome = interleave(lambda p, r: _drive_asgi(wrapped, p, r), path, headers)
+
+        _run_recorded(run, logged)
+        if not outcome.not_compared:
+            outcome.wrong += list(dict.fromkeys(logged.problems))
+        mixed.append(outcome)
     asyncio.run(runner.aclose())
-    return results
+    return results, mixed
 
 
 def _pieces(probe: Probe) -> list[bytes]:
@@ -128,6 +174,7 @@ def _pieces(probe: Probe) -> list[bytes]:
 async def _drive_asgi(app: Any, probe: Probe, result: Result) -> None:
     path, _, query = probe.path.partition("?")
     headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bridge-check")]
+    headers += [(name.lower().encode(), value.encode("latin-1")) for name, value in probe.headers]
     if probe.method == "POST":
         headers.append((b"content-type", b"application/octet-stream"))
         if not probe.chunked:
@@ -160,7 +207,7 @@ async def _drive_asgi(app: Any, probe: Probe, result: Result) -> None:
         if message["type"] == "http.response.start":
             result.status = message["status"]
         elif message["type"] == "http.response.body":
-            result.size += len(message.get("body", b""))
+            result.add_body(message.get("body", b""))
             if not message.get("more_body", False):
                 finished.set()
 
@@ -195,6 +242,11 @@ def _drive_wsgi(app: Any, probe: Probe, result: Result) -> None:
         "QUERY_STRING": query,
         "wsgi.input": io.BytesIO(body),
     }
+    for name, value in probe.headers:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
     wsgiref.util.setup_testing_defaults(environ)
     if probe.method == "POST":
         environ["CONTENT_TYPE"] = "application/octet-stream"
@@ -209,23 +261,37 @@ def _drive_wsgi(app: Any, probe: Probe, result: Result) -> None:
 
     response = app(environ, start_response)
     try:
-        result.size = sum(len(chunk) for chunk in response)
+        for chunk in response:
+            result.add_body(chunk)
     finally:
         response.close()
 
 
 def check(
-    target: str, app: Any, paths: list[str], write: bool, interface: Interface | None
+    target: str,
+    app: Any,
+    paths: list[str],
+    write: bool,
+    interface: Interface | None,
+    *,
+    headers: Headers = (),
+    loaded_before: Iterable[str] | None = None,
 ) -> tuple[str, bool]:
-    """Drive ``app`` with the probes and return the report and whether it is ready."""
+    """Drive ``app`` with the probes and return the report and whether it is ready.
+
+    ``loaded_before`` names the modules imported before the app was loaded:
+    the ones imported since are the app's, searched for thread-affine state.
+    """
     kind = interface or interface_of(app)
-    probe_list = probes(paths, write)
-    if kind == "wsgi":
-        with _lenient_input():
-            runs = {
-                "thread executor": check_wsgi(app, probe_list, "thread"),
-                "greenlet executor": check_wsgi(app, probe_list, "greenlet"),
-            }
-    else:
-        runs = {"through to_wsgi": check_asgi(app, probe_list)}
-    return report(target, kind, runs)
+    probe_list = probes(paths, write, headers)
+    if kind == "asgi":
+        return report(target, kind, {"through to_wsgi": check_asgi(app, probe_list)})
+    with _lenient_input():
+        runs: dict[str, list[Result]] = {}
+        concurrent: dict[str, list[Interleaved]] = {}
+        for executor in ("thread", "greenlet"):
+            name = f"{executor} executor"
+            runs[name], concurrent[name] = check_wsgi(app, probe_list, executor, headers)
+    module = target.partition(":")[0]
+    state = thread_affine_state(app, own_modules(module, loaded_before))
+    return report(target, kind, runs, concurrent, state)

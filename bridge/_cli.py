@@ -18,6 +18,7 @@ _SERVE_EXAMPLES = """examples:
 _CHECK_EXAMPLES = """examples:
   bridge check myproject.wsgi:application
   bridge check legacy:app --path / --path /health --write
+  bridge check mysite.wsgi:application --write --cookie csrftoken=T --header "X-CSRFToken: T"
 """
 
 _DEMO_EXAMPLES = """examples:
@@ -98,6 +99,22 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also POST a small body and a chunked upload to the first path",
     )
+    check.add_argument(
+        "--header",
+        action="append",
+        dest="headers",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header sent with every request (repeatable)",
+    )
+    check.add_argument(
+        "--cookie",
+        action="append",
+        dest="cookies",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a cookie sent with every request (repeatable), e.g. a session or CSRF cookie",
+    )
     check.add_argument("--interface", choices=["wsgi", "asgi"])
 
     demo = commands.add_parser(
@@ -168,12 +185,20 @@ def _serve(arguments: argparse.Namespace) -> int:
 
 
 def _check(arguments: argparse.Namespace) -> int:
-    from ._check import check
+    from ._check import check, request_headers
     from ._loading import load_target
 
+    headers = request_headers(arguments.headers, arguments.cookies)
+    loaded_before = set(sys.modules)
     app = load_target(arguments.target)
     text, ready = check(
-        arguments.target, app, arguments.paths or ["/"], arguments.write, arguments.interface
+        arguments.target,
+        app,
+        arguments.paths or ["/"],
+        arguments.write,
+        arguments.interface,
+        headers=headers,
+        loaded_before=loaded_before,
     )
     print(text)
     return 0 if ready else 1
