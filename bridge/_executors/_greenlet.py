@@ -20,7 +20,8 @@ SQLAlchemy's ``await_only`` does) finds it so.
 The price of running on the loop: code in the greenlet that blocks
 (``time.sleep``, a sync socket) blocks the whole loop. Each stretch a
 greenlet holds the loop is timed, and one longer than ``block_warning``
-seconds is logged, naming the job.
+seconds is logged, naming the job; one that does not end is reported while
+it lasts, by the watchdog thread (``_watchdog``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import anyio.lowlevel
 import greenlet
 
 from .._errors import ConfigurationError
-from . import _asgiref
+from . import _asgiref, _watchdog
 from ._base import Executor
 from ._job import Job, JobGreenlet, Sink, close_unawaited
 from ._loop import InContext, stepper
@@ -51,7 +52,7 @@ _PUTS_PER_CHECKPOINT = 16
 
 
 class GreenletJob(Job[T]):
-    __slots__ = ("_executor", "_worker", "allows_asgiref")
+    __slots__ = ("_executor", "_stretch", "_worker", "allows_asgiref")
 
     def __init__(
         self,
@@ -96,6 +97,7 @@ class GreenletJob(Job[T]):
     # The loop side.
     async def run(self) -> T:
         workers = self._executor._workers()
+        self._stretch = self._executor._idle.stretch  # published for the watchdog thread
         self._worker = worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
         worker.job = self
         worker.gr_context = self.context
@@ -145,10 +147,14 @@ class GreenletJob(Job[T]):
         driver = greenlet.getcurrent()
         if worker.parent is not driver:
             worker.parent = driver
-        started = time.perf_counter()
+        stretch = self._stretch  # published for the watchdog thread
+        outer_label, outer_started = stretch.label, stretch.started  # a job nested in another's
+        stretch.label = self.label
+        started = stretch.started = time.perf_counter()
         try:
             return switch(value)
         finally:
+            stretch.label, stretch.started = outer_label, outer_started
             held = time.perf_counter() - started
             if held > self._executor.block_warning:
                 logger.warning(
@@ -185,8 +191,9 @@ def _serve_jobs(box: list[GreenletJob[Any]]) -> None:
 
 
 class _IdleWorkers(threading.local):
-    def __init__(self) -> None:
+    def __init__(self, block_warning: float) -> None:
         self.workers: list[JobGreenlet] = []
+        self.stretch = _watchdog.watch(block_warning)
 
 
 class GreenletExecutor(Executor):
@@ -213,7 +220,7 @@ class GreenletExecutor(Executor):
         self.block_warning = block_warning
         self.idle_workers = idle_workers
         self.asgiref = asgiref
-        self._idle = _IdleWorkers()
+        self._idle = _IdleWorkers(block_warning)
         _asgiref.install()
 
     def _workers(self) -> list[JobGreenlet]:
