@@ -2,7 +2,8 @@
 
 Three real apps: a Flask app keeping the current user in a threading.local
 (served on greenlets, concurrent users get each other's identity), a Django
-project (startproject's middleware, SQLite, one model) and a clean Flask app.
+project (benchmarks/django_site: startproject's middleware, SQLite, one
+model) and a clean Flask app.
 """
 
 from __future__ import annotations
@@ -49,11 +50,13 @@ def test_a_thread_local_user_is_never_pointed_to_greenlets(tmp_path: Path) -> No
 
 
 def test_a_django_project_is_never_pointed_to_greenlets(tmp_path: Path) -> None:
-    code, out = bridge_check(tmp_path, "tests.apps.django_site.wsgi:application", "--write")
+    code, out = bridge_check(
+        tmp_path, "benchmarks.django_site.wsgi:application", "--path", "/items", "--write"
+    )
     assert code == 0, out
     thread = out.split("greenlet executor")[0]
     assert "ok    GET /" in thread
-    assert "--    POST /                           403" in thread  # CSRF: not a pass
+    assert "--    POST /items                      403" in thread  # CSRF: not a pass
     assert "ok    POST" not in out
     assert "the app itself refused 2 of 4 requests" in out
     assert "Ready as far as tested" in out
@@ -63,12 +66,12 @@ def test_a_django_project_is_never_pointed_to_greenlets(tmp_path: Path) -> None:
 
 def test_header_and_cookie_get_a_write_past_csrf(tmp_path: Path) -> None:
     code, out = bridge_check(
-        tmp_path, "tests.apps.django_site.wsgi:application", "--write",
+        tmp_path, "benchmarks.django_site.wsgi:application", "--path", "/items", "--write",
         "--cookie", f"csrftoken={TOKEN}", "--header", f"X-CSRFToken: {TOKEN}",
     )  # fmt: skip
     thread = out.split("greenlet executor")[0]
-    assert "ok    POST /                           200" in thread
-    assert "ok    POST / (chunked upload)          200" in thread
+    assert "ok    POST /items                      200" in thread
+    assert "ok    POST /items (chunked upload)     200" in thread
     assert "Ready: every request worked" in out
     assert code == 0
 

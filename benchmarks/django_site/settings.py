@@ -7,7 +7,7 @@ import tempfile
 
 _PACKAGE = __name__.rpartition(".")[0]
 
-SECRET_KEY = "django-site-for-tests-not-secret"
+SECRET_KEY = "django-site-for-benchmarks-and-tests-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = [

@@ -6,7 +6,7 @@ from django.urls import path
 from . import views
 
 urlpatterns = [
-    path("", views.items),
-    path("hello", views.hello),
+    path("", views.hello),
+    path("items", views.items),
     path("admin/", admin.site.urls),
 ]

@@ -1,1 +1,0 @@
-"""A small real Django project: startproject's settings and middleware, SQLite, one model."""
