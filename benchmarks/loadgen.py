@@ -1,9 +1,10 @@
 """HTTP/1.1 keep-alive load: wrk when installed, else a small asyncio load generator.
 
 Run as a script it is the built-in generator: ``connections`` sockets each
-send ``GET /``, wait for the whole response (framed by Content-Length), and
+send ``GET /`` (or ``--path``), wait for the whole response (framed by Content-Length), and
 send the next, for ``warmup`` + ``duration`` seconds; only responses that
-complete in the last ``duration`` seconds count. It prints one JSON line.
+complete in the last ``duration`` seconds count, and their latencies give the
+p50 and p99. It prints one JSON line.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ class _Run:
     reconnects: int = 0
     stopping: bool = False
     open: set[_Client] = field(default_factory=set)
+    latencies: list[float] = field(default_factory=list)
 
-    def record(self, now: float, status: int) -> None:
+    def record(self, now: float, status: int, latency: float) -> None:
         if status != 200:
             self.errors += 1
         if now >= self.measure_from:
             self.completed += 1
+            self.latencies.append(latency)
         if now >= self.stop_at or self.completed >= MAX_RESPONSES:
             self.stopping = True
 
@@ -54,22 +57,26 @@ class _Client(asyncio.Protocol):
         self.buffer = bytearray()
         self.need: int | None = None  # bytes of the current response, once its head is in
         self.status = 0
+        self.sent = 0.0
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.run.open.add(self)
+        self.sent = self.loop.time()
         transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         while self._take_response():
-            self.run.record(self.loop.time(), self.status)
+            now = self.loop.time()
+            self.run.record(now, self.status, now - self.sent)
             assert self.transport is not None
             if self.run.stopping:
                 self.transport.close()
                 return
+            self.sent = now
             self.transport.write(self.request)
 
     def _take_response(self) -> bool:
@@ -99,12 +106,21 @@ async def _connect(port: int, request: bytes, run: _Run) -> None:
     await loop.create_connection(lambda: _Client(request, run, loop), "127.0.0.1", port)
 
 
-async def generate(port: int, connections: int, duration: float, warmup: float) -> dict[str, Any]:
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def generate(
+    port: int, connections: int, duration: float, warmup: float, path: str = "/"
+) -> dict[str, Any]:
     """Keep ``connections`` requests in flight; responses per second over ``duration``."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     run = _Run(measure_from=start + warmup, stop_at=start + warmup + duration)
-    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     await asyncio.gather(*(_connect(port, request, run) for _ in range(connections)))
     hard_stop = run.stop_at + 10.0
     while loop.time() < hard_stop:
@@ -123,7 +139,13 @@ async def generate(port: int, connections: int, duration: float, warmup: float) 
         "completed": run.completed,
         "errors": run.errors,
         "reconnects": run.reconnects,
+        "p50_ms": _ms(_percentile(run.latencies, 0.50)),
+        "p99_ms": _ms(_percentile(run.latencies, 0.99)),
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
 
 
 # --- The parent side ------------------------------------------------------------------------
@@ -163,11 +185,20 @@ def _with_wrk(
 
 
 def measure(
-    port: int, connections: int, duration: float, warmup: float, cpu: int
+    port: int,
+    connections: int,
+    duration: float,
+    warmup: float,
+    cpu: int,
+    path: str = "/",
+    latency: bool = False,
 ) -> dict[str, Any]:
-    """Requests/s against ``GET /`` on ``port``, from a separate process pinned to ``cpu``."""
+    """Requests/s against ``GET path`` on ``port``, from a separate process pinned to ``cpu``.
+
+    With ``latency``, always the built-in generator, which reports p50 and p99.
+    """
     wrk = shutil.which("wrk")
-    if wrk:
+    if wrk and path == "/" and not latency:
         return _with_wrk(wrk, port, connections, duration, warmup, cpu)
     command = [
         sys.executable,
@@ -182,6 +213,8 @@ def measure(
         str(warmup),
         "--cpu",
         str(cpu),
+        "--path",
+        path,
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=warmup + duration + 60, check=True
@@ -197,9 +230,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--cpu", type=int, default=-1)
+    parser.add_argument("--path", default="/")
     args = parser.parse_args()
     _pin(args.cpu)
-    result = asyncio.run(generate(args.port, args.connections, args.duration, args.warmup))
+    result = asyncio.run(
+        generate(args.port, args.connections, args.duration, args.warmup, args.path)
+    )
     print(json.dumps(result))
 
 

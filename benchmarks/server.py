@@ -62,6 +62,10 @@ def _load_app(name: str):  # type: ignore[no-untyped-def]
         return apps.make_flask_app()
     if name == "hello":
         return apps.hello_app
+    if name == "django":  # the benchmarks' Django project, its WSGI application
+        from django_site.wsgi import application
+
+        return application
     if name.startswith("fastapi-"):  # a FastAPI app as WSGI, through to_wsgi or a2wsgi
         return apps.fastapi_as_wsgi(name.removeprefix("fastapi-"))
     return apps.stream_app
@@ -71,7 +75,10 @@ def _serve_uvicorn(sock: socket.socket, adapter: str, app_name: str, http: str) 
     import apps
     import uvicorn
 
-    asgi = apps.wrap(adapter, _load_app(app_name))
+    if adapter == "django-asgi":  # Django's own get_asgi_application()
+        from django_site.asgi import application as asgi
+    else:
+        asgi = apps.wrap(adapter, _load_app(app_name))
     config = uvicorn.Config(
         asgi, loop="asyncio", http=http, log_level="warning", access_log=False, lifespan="off"
     )
@@ -117,7 +124,7 @@ def main() -> None:
     parser.add_argument("--adapter", default="")
     parser.add_argument(
         "--app",
-        choices=["flask", "stream", "hello", "fastapi-bridge", "fastapi-a2wsgi"],
+        choices=["flask", "stream", "hello", "fastapi-bridge", "fastapi-a2wsgi", "django"],
         required=True,
     )
     parser.add_argument("--http", default="h11")
