@@ -20,8 +20,8 @@ import wsgiref.validate
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ._check_interleave import Interleaved, interleave
-from ._check_report import Headers, Probe, Result, report, with_cookies
+from ._check_interleave import interleave
+from ._check_report import Headers, Interleaved, Probe, Result, report, with_cookies
 from ._check_state import own_modules, thread_affine_state
 from ._detect import Interface, interface_of
 from ._errors import ConfigurationError

@@ -10,32 +10,12 @@ the app suspends (``await_``) or its threads run side by side.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ._check_report import Headers, Probe, Result, with_cookies
-
-COUNT = 5
+from ._check_report import COUNT, Headers, Interleaved, Probe, Result, with_cookies
 
 Drive = Callable[[Probe, Result], Coroutine[Any, Any, None]]
-
-
-@dataclasses.dataclass
-class Interleaved:
-    """How ``COUNT`` concurrent GETs of one path compared with the same GETs one at a time."""
-
-    path: str
-    not_compared: str = ""  # why the answers were not compared
-    wrong: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.wrong
-
-    @property
-    def label(self) -> str:
-        return f"{COUNT} at once: GET {self.path}"
 
 
 def variants(path: str, headers: Headers) -> list[Probe]:

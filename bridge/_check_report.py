@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from ._detect import Interface
 
-if TYPE_CHECKING:
-    from ._check_interleave import Interleaved
-
-
 Headers = tuple[tuple[str, str], ...]
 
+COUNT = 5  # concurrent requests per GET path
 _KEPT = 1 << 20  # bytes of each answer kept, to compare concurrent answers with sequential ones
 
 
@@ -57,6 +53,23 @@ class Result:
     @property
     def ok(self) -> bool:
         return self.status is not None and self.status < 400 and not self.problems
+
+
+@dataclasses.dataclass
+class Interleaved:
+    """How ``COUNT`` concurrent GETs of one path compared with the same GETs one at a time."""
+
+    path: str
+    not_compared: str = ""  # why the answers were not compared
+    wrong: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.wrong
+
+    @property
+    def label(self) -> str:
+        return f"{COUNT} at once: GET {self.path}"
 
 
 def report(
