@@ -80,6 +80,7 @@ class Exchange:
         "inbox",
         "inbox_changed",
         "job",
+        "label",
         "receive",
         "received",
         "refusal",
@@ -105,6 +106,9 @@ class Exchange:
         self.watcher: Any = None
         self.inbox: deque[Message] = deque()
         self.inbox_changed: anyio.Event | None = None
+        # The job and the environ (through ``wsgi.input``) hold this exchange's
+        # bound methods: both cycles are cut when the app's work ends (``_respond``).
+        self.job: Job[BaseException | None] | None = None
 
     async def run(self) -> None:
         bridge = self.bridge
@@ -122,14 +126,18 @@ class Exchange:
             if limit is not None and self.declared_length > limit:
                 await self._answer(413, f"Request body larger than {limit} bytes")
                 return
-        label = f"{self.scope['method']} {self.scope['path']!r}"
+        self.label = label = f"{self.scope['method']} {self.scope['path']!r}"
         self.job = job = bridge.executor.job(self._respond, self._sink, copy_context(), label)
         environ["wsgi.input"] = InputStream(self._pull)
         try:
             failure = await job.run()
         finally:
-            if self.watcher is not None:
-                self.watcher.cancel()
+            watcher = self.watcher
+            if watcher is not None:
+                # Let go of it too: a cancelled task keeps its CancelledError,
+                # whose traceback holds the watching frame, and so this exchange.
+                self.watcher = None
+                watcher.cancel()
         if failure is not None:
             try:
                 raise failure
@@ -137,6 +145,8 @@ class Exchange:
                 del failure  # this frame joins its traceback: no local may hold it
         if not self.response_complete and not self.client_gone:
             raise job.interrupted or BridgeError("the response ended before it was complete")
+        if job.interrupted is not None:  # dealt with: its traceback holds the job in a cycle
+            forget(job.interrupted)
 
     async def _answer(self, status: int, text: str, *, close: bool = False) -> None:
         messages = plain_response(status, text)
@@ -172,7 +182,13 @@ class Exchange:
         refused = self.refused
         if refused is not None:
             raise type(refused)(*refused.args)
-        return self.job.await_(self._next_body())
+        job = self.job
+        if job is None:
+            raise BridgeError(
+                f"wsgi.input of {self.label} was read after its request ended; "
+                "read the body within the WSGI call or its response iterable"
+            )
+        return job.await_(self._next_body())
 
     async def _next_body(self) -> bytes:
         timeout = self.bridge.body_timeout
@@ -191,7 +207,7 @@ class Exchange:
                 if limit is not None and self.received > limit:
                     logger.info(
                         "refused %s with 413: its body passed max_body_size=%d bytes",
-                        self.job.label,
+                        self.label,
                         limit,
                     )
                     self._refuse(
@@ -207,14 +223,21 @@ class Exchange:
                     "of the request body"
                 )
                 self._lose_client(error)
-                raise error
+                try:
+                    raise error
+                finally:
+                    del error  # this frame joins its traceback: no local may hold it
         return b""
 
     def _refuse(self, error: BridgeError, text: str) -> NoReturn:
         """Raise ``error`` in the app's read, and answer ``text`` in place of its response."""
-        self.refused = error
+        # A copy, never raised: the raised one's traceback holds this exchange.
+        self.refused = type(error)(*error.args)
         self.refusal = text
-        raise error
+        try:
+            raise error
+        finally:
+            del error  # this frame joins its traceback: no local may hold it
 
     async def _within(self, awaitable: Awaitable[Message], timeout: float) -> Message:
         """``awaitable``, or ``BodyTimeout`` once nothing arrived for ``timeout`` s."""
@@ -258,7 +281,7 @@ class Exchange:
         logger.warning(
             "gave up on the request body of %s: nothing arrived for %s s after %d%s bytes "
             "(body_timeout); its read raises BodyTimeout and the client gets 408",
-            self.job.label,
+            self.label,
             timeout,
             self.received,
             of,
@@ -286,7 +309,9 @@ class Exchange:
 
     def _lose_client(self, error: ClientDisconnected) -> None:
         self.client_gone = True
-        self.job.interrupt(error)
+        job = self.job
+        if job is not None:  # else the work has ended: nothing left to stop
+            job.interrupt(error)
 
     def _start_watcher(self) -> None:
         if _in_asyncio_task():
@@ -350,6 +375,11 @@ class Exchange:
         finally:
             if not self.bridge.errors_given:  # ours: what the app left unflushed ends here
                 self.environ["wsgi.errors"].flush()
+            # Nothing here needs them any more: the environ the app may keep and
+            # the job stop holding this exchange, so reference counting frees
+            # the request (and what the app hung on the environ) when it ends.
+            self.job = None
+            del self.environ
         return None
 
     def _fail(

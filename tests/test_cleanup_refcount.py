@@ -23,10 +23,11 @@ import threading
 import time
 import weakref
 import wsgiref.util
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import waitress.server
 from fastapi import FastAPI
@@ -503,9 +504,105 @@ def test_to_asgi_an_idle_greenlet_worker_keeps_nothing_of_its_last_request() -> 
             sent.append(message)
 
         await app(asgi_scope(), receive, send)
-        # The exchange's own cycles (job <-> its bound methods) still need the collector.
-        gc.collect()
+        gc.collect()  # the collector on: this is about what it could not free
         assert released.is_set(), "an idle worker greenlet kept the request"
 
     asyncio.run(server())
     assert sent[-1]["body"] == b"ok"
+
+
+def following_environs(app: bridge.WsgiToAsgi, left: threading.Event) -> None:
+    """Make ``app`` build environs the test can follow: ``left`` is set when one is freed."""
+    build = app.environ_builder.build
+
+    def build_followed(scope: Any) -> dict[str, Any]:
+        environ = Environ(build(scope))
+        weakref.finalize(environ, left.set)
+        return environ
+
+    app.environ_builder.build = build_followed  # type: ignore[method-assign]
+
+
+def keeping_wsgi_app(released: threading.Event) -> Any:
+    """A WSGI app that reads the body and hangs a resource on the environ, as frameworks do.
+
+    On ``/endless`` its response never ends.
+    """
+
+    def wsgi_app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        environ["app.resource"] = Resource(released)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("content-type", "text/plain")])
+        if environ["PATH_INFO"] == "/endless":
+            return TrackedBody(threading.Event())
+        return [b"ok:" + body]
+
+    return wsgi_app
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("executor", ["thread", "greenlet"])
+@pytest.mark.parametrize("ending", ["complete", "client-left", "body-too-large"])
+@pytest.mark.usefixtures("no_gc")
+def test_to_asgi_frees_the_environ_when_the_request_ends(
+    backend: str, executor: str, ending: str
+) -> None:
+    """The exchange held itself in cycles (its job, wsgi.input): the environ waited for the GC."""
+    released = threading.Event()
+    left = threading.Event()
+    ended = threading.Event()  # the exchange holds ``send``: set when both are freed
+    limit = 1 if ending == "body-too-large" else None
+    app = bridge.to_asgi(keeping_wsgi_app(released), executor=executor, max_body_size=limit)
+    following_environs(app, left)
+    sent: list[dict[str, Any]] = []
+
+    async def server() -> None:
+        gone = anyio.Event()
+        body = [{"type": "http.request", "body": b"up", "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if body:
+                return body.pop()
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if ending == "client-left" and len(sent) >= 3:
+                gone.set()
+                raise OSError("the client went away")
+
+        weakref.finalize(send, ended.set)
+        path = "/" if ending == "complete" else "/endless"
+        await app({**asgi_scope(), "path": path, "raw_path": path.encode()}, receive, send)
+
+    anyio.run(server, backend=backend)
+    if ending == "complete":
+        assert sent[-1]["body"] == b"ok:up"
+    elif ending == "body-too-large":
+        assert sent[0]["status"] == 413
+    else:
+        assert len(sent) == 3
+    assert released.wait(WAIT), "what the app hung on the environ waited for the collector"
+    assert left.wait(WAIT), "the environ waited for the collector"
+    assert ended.wait(WAIT), "the exchange waited for the collector"
+
+
+@pytest.mark.parametrize("executor", ["thread", "greenlet"])
+@pytest.mark.usefixtures("no_gc")
+def test_to_asgi_under_uvicorn_the_environ_is_freed_when_the_request_ends(executor: str) -> None:
+    released = threading.Event()
+    left = threading.Event()
+    app = bridge.to_asgi(keeping_wsgi_app(released), executor=executor)
+    following_environs(app, left)
+    with uvicorn_server(app) as running:
+        leave_with_a_reset(running.port, "/endless")
+        assert released.wait(WAIT), "what the app hung on the environ waited for the collector"
+        assert left.wait(WAIT), "the environ waited for the collector"
+        released.clear()
+        left.clear()
+        with socket.create_connection((HOST, running.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nup")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        assert released.wait(WAIT), "what the app hung on the environ waited for the collector"
+        assert left.wait(WAIT), "the environ waited for the collector"

@@ -140,7 +140,10 @@ class ThreadJob(Job[T]):
             self.awaiting = False
         if reply.error is not None:
             error, reply.error = reply.error, None
-            raise error
+            try:
+                raise error
+            finally:
+                del error  # this frame joins its traceback: no local may hold it
         result: R = reply.value
         return result
 
