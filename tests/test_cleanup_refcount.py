@@ -606,3 +606,41 @@ def test_to_asgi_under_uvicorn_the_environ_is_freed_when_the_request_ends(execut
             assert sock.recv(65536).startswith(b"HTTP/1.1 200")
         assert released.wait(WAIT), "what the app hung on the environ waited for the collector"
         assert left.wait(WAIT), "the environ waited for the collector"
+
+
+@pytest.mark.parametrize("executor", ["thread", "greenlet"])
+def test_to_asgi_wsgi_input_read_after_the_request_ended_raises(executor: str) -> None:
+    """Once the request ends wsgi.input holds no job: a late read says so, never hangs."""
+    kept: list[Any] = []
+
+    def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+        kept.append(environ["wsgi.input"])
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [b"ok"]
+
+    app = bridge.to_asgi(wsgi_app, executor=executor)
+
+    async def server() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"unread", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        await app(asgi_scope(), receive, send)
+
+    asyncio.run(server())
+    outcome: list[BaseException] = []
+
+    def late_read() -> None:
+        try:
+            kept[0].read()
+        except BaseException as error:
+            outcome.append(error)
+
+    reader = threading.Thread(target=late_read, daemon=True)
+    reader.start()
+    reader.join(WAIT)
+    assert outcome, "a late read of wsgi.input did not raise"
+    assert isinstance(outcome[0], bridge.BridgeError), outcome[0]
+    assert "read after its request ended" in str(outcome[0])
