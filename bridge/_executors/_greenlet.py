@@ -9,6 +9,11 @@ Starting a fresh greenlet costs several times more than a switch, so worker
 greenlets are kept and reused, per thread (a greenlet cannot move between
 threads). Each job sets the worker's context to its own.
 
+SQLAlchemy's sync API on an asyncio driver (asyncpg, psycopg async,
+aiosqlite) works here unchanged: a worker greenlet is an await provider to
+SQLAlchemy, which switches to the worker's ``parent`` with a bare awaitable.
+The job's driver is that parent; it awaits the awaitable like any other.
+
 The price of running on the loop: code in the greenlet that blocks
 (``time.sleep``, a sync socket) blocks the whole loop. Each stretch a
 greenlet holds the loop is timed, and one longer than ``block_warning``
@@ -17,6 +22,7 @@ seconds is logged, naming the job.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -27,7 +33,7 @@ from typing import Any, TypeVar
 import anyio.lowlevel
 import greenlet
 
-from .._errors import ConfigurationError
+from .._errors import AwaitError, ConfigurationError
 from . import _asgiref
 from ._base import Executor
 from ._job import Job, JobGreenlet, Sink, close_unawaited
@@ -38,7 +44,7 @@ R = TypeVar("R")
 
 logger = logging.getLogger("bridge")
 
-_PUT, _AWAIT, _DONE = 0, 1, 2
+_PUT, _AWAIT, _DONE, _FOREIGN = 0, 1, 2, 3
 _PUTS_PER_CHECKPOINT = 16
 
 
@@ -87,7 +93,7 @@ class GreenletJob(Job[T]):
     async def run(self) -> T:
         self._driver = greenlet.getcurrent()
         workers = self._executor._workers()
-        worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
+        worker = _worker_under(self._driver, workers)
         worker.job = self
         worker.gr_context = self.context
         request = self._step(worker.switch, self)
@@ -99,6 +105,10 @@ class GreenletJob(Job[T]):
                 value = None
                 if kind == _AWAIT:
                     value = await item
+                elif kind == _FOREIGN:
+                    # Awaited even after an interrupt: it is the clean-up that
+                    # gives the connection back to its pool.
+                    value = await _foreign(item, self.context)
                 elif self.interrupted is None:
                     try:
                         await self.sink(item)
@@ -130,7 +140,9 @@ class GreenletJob(Job[T]):
     def _step(self, switch: Callable[..., Any], value: Any) -> Any:
         started = time.perf_counter()
         try:
-            return switch(value)
+            request = switch(value)
+            # SQLAlchemy's await_ switches to us with a bare awaitable.
+            return request if type(request) is tuple else (_FOREIGN, request)
         finally:
             held = time.perf_counter() - started
             if held > self._executor.block_warning:
@@ -142,6 +154,35 @@ class GreenletJob(Job[T]):
                     held,
                     self._executor.block_warning,
                 )
+
+
+def _worker_under(driver: greenlet.greenlet, workers: list[JobGreenlet]) -> JobGreenlet:
+    """An idle worker, else a new one, whose ``parent`` is ``driver``.
+
+    SQLAlchemy switches to the parent, so it must be the greenlet that drives
+    this job; a worker that cannot take that parent (the driver runs under the
+    worker itself) is dropped.
+    """
+    while workers:
+        worker = workers.pop()
+        try:
+            worker.parent = driver
+        except ValueError:
+            continue
+        return worker
+    return JobGreenlet(_serve_jobs)  # its parent: the current greenlet, the driver
+
+
+async def _foreign(awaitable: Awaitable[Any], context: Context) -> Any:
+    """Await what SQLAlchemy's ``await_`` handed over, as the sync code's own wait."""
+    if asyncio._get_running_loop() is None:
+        close_unawaited(awaitable)
+        raise AwaitError(
+            "SQLAlchemy's async drivers (asyncpg, psycopg async, aiosqlite) need an asyncio "
+            "event loop, and this one is not asyncio (trio?): run the server on asyncio, "
+            "or give this engine a sync driver and use executor='thread'"
+        )
+    return await InContext(context, awaitable)
 
 
 def _serve_jobs(job: GreenletJob[Any]) -> None:
