@@ -146,6 +146,14 @@ def test_under_trio_the_error_says_asyncio_is_needed(sqlite_url: str) -> None:
     assert "asyncio" in answer["message"]
 
 
+async def test_under_the_thread_executor_sqlalchemy_refuses_before_any_io(
+    sqlite_url: str,
+) -> None:
+    # Documented in docs/executors.md: use the greenlet executor, or a sync driver.
+    answer = json.loads((await call(to_asgi(plain_app(sqlite_url)), "/")).body)
+    assert answer["error"] == MissingGreenlet.__name__
+
+
 async def test_plain_sync_code_gets_sqlalchemys_error_naming_greenlet_spawn(
     sqlite_url: str,
 ) -> None:
