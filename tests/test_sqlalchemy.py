@@ -246,10 +246,7 @@ async def test_200_concurrent_transactions_each_see_only_their_own_write(pg_url:
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
             answers = await asyncio.gather(
-                *(
-                    client.post(f"/isolated/r{i}", params={"wait": "0.05"})
-                    for i in range(200)
-                )
+                *(client.post(f"/isolated/r{i}", params={"wait": "0.05"}) for i in range(200))
             )
         assert [a.status_code for a in answers] == [200] * 200
         assert [a.json()["owners"] for a in answers] == [[f"r{i}"] for i in range(200)]
@@ -269,12 +266,9 @@ async def test_a_full_pool_makes_requests_wait_suspended_while_others_are_answer
                 finished.append(name)
                 return answer.status_code
 
-            slow = [
-                asyncio.create_task(get(f"slow{i}", "/sleep", seconds=1)) for i in range(4)
-            ]
+            slow = [asyncio.create_task(get(f"slow{i}", "/sleep", seconds=1)) for i in range(4)]
             await asyncio.sleep(0.3)  # two hold the pool's connections, two wait for one
             assert await get("ping", "/ping") == 200
             assert finished == ["ping"]  # answered while all four still wait
             assert await asyncio.gather(*slow) == [200] * 4
         assert pool_of(flask_app).checkedout() == 0
-
