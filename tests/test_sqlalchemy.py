@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import greenlet
 import httpx
 import pytest
 import sqlalchemy
@@ -22,6 +24,8 @@ from flask import Flask
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
+from sqlalchemy.util import await_ as sqlalchemy_await
+from sqlalchemy.util import greenlet_spawn
 
 import bridge
 from bridge import AwaitError, to_asgi
@@ -105,10 +109,14 @@ async def test_a_client_that_leaves_mid_stream_gives_the_connection_back(
     app = to_asgi(flask_app, executor="greenlet")
     for i in range(9):
         await call(app, "/notes/di", "POST", f"w{i}".encode())
+    pool = pool_of(flask_app)
+    invalidated: list[object] = []
+    sqlalchemy.event.listen(pool, "invalidate", lambda *args: invalidated.append(args))
     server = FakeServer(app, send_fails_after=2)  # the start and one piece, then a reset
     left = await server.request(make_scope("/stream/di"))
     assert len(left.messages) == 2
-    assert pool_of(flask_app).checkedout() == 0
+    assert pool.checkedout() == 0
+    assert invalidated == []  # rolled back and given back whole, not thrown away
     again = await call(app, "/notes/di")
     assert len(json.loads(again.body)["notes"]) == 9
 
@@ -272,3 +280,55 @@ async def test_a_full_pool_makes_requests_wait_suspended_while_others_are_answer
             assert finished == ["ping"]  # answered while all four still wait
             assert await asyncio.gather(*slow) == [200] * 4
         assert pool_of(flask_app).checkedout() == 0
+
+
+async def test_a_client_leaving_mid_stream_on_postgres_rolls_back_and_keeps_the_connection(
+    pg_url: str,
+) -> None:
+    flask_app = create_app(pg_url, pool_size=1, max_overflow=0)
+    app = to_asgi(flask_app, executor="greenlet")
+    pool = pool_of(flask_app)
+    invalidated: list[object] = []
+    sqlalchemy.event.listen(pool, "invalidate", lambda *args: invalidated.append(args))
+    owner = f"leave-{pg_url.split('+')[1].split(':')[0]}"
+    try:
+        for i in range(9):
+            await call(app, f"/notes/{owner}", "POST", str(i).encode() * 100_000)
+        server = FakeServer(app, send_fails_after=2)  # the start and one piece, then a reset
+        left = await server.request(make_scope(f"/stream/{owner}"))
+        assert len(left.messages) == 2
+        assert pool.checkedout() == 0
+        assert invalidated == []  # the cursor closed and the transaction rolled back on the loop
+        again = await call(app, f"/notes/{owner}")  # the pool's one connection, still whole
+        assert len(json.loads(again.body)["notes"]) == 9
+    finally:
+        with flask_app.app_context():
+            await greenlet_spawn(db.engine.dispose)
+
+
+async def test_sqlalchemys_awaits_still_run_after_the_client_left() -> None:
+    # The clean-up after an interrupt (a rollback, a connection back to its pool) must reach the
+    # database, unlike a new await_ from the view, which raises at once.
+    ran: list[str] = []
+
+    async def rollback() -> str:
+        await asyncio.sleep(0)
+        ran.append("rollback")
+        return "rolled back"
+
+    async def failing_sink(item: object) -> None:
+        raise OSError("connection reset by peer")
+
+    def view(job: Any) -> str:
+        job.put(b"first")  # the sink fails: the job is interrupted from here on
+        try:
+            job.put(b"second")
+        except OSError:
+            assert greenlet.getcurrent().parent is not None
+            return str(sqlalchemy_await(rollback()))
+        return "not interrupted"
+
+    executor = bridge.GreenletExecutor()
+    job = executor.job(view, failing_sink, contextvars.copy_context(), "GET '/'")
+    assert await job.run() == "rolled back"
+    assert ran == ["rollback"]
