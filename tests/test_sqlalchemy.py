@@ -332,3 +332,17 @@ async def test_sqlalchemys_awaits_still_run_after_the_client_left() -> None:
     job = executor.job(view, failing_sink, contextvars.copy_context(), "GET '/'")
     assert await job.run() == "rolled back"
     assert ran == ["rollback"]
+
+
+def test_the_docs_example_factory_serves_under_uvicorn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docs.examples.flask_sqlalchemy_app import asgi_app
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'notes.db'}")
+    with (
+        uvicorn_server(asgi_app()) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        assert client.post("/notes/eve", content=b"hello").json() == {"count": 1}
+        assert client.get("/notes/eve").json() == {"notes": ["hello"]}
