@@ -10,6 +10,7 @@ Layout (each layer imports only from those above it in this list):
 * ``_lifespans``: an ASGI app's lifespan driven by the bridge (``to_wsgi``, ``fallback``).
 * ``_wsgi_call``, ``_to_wsgi``: ASGI app under WSGI: one request's life, the app object.
 * ``_await``, ``_helpers``: ``await_``, ``sync_to_async``, ``async_to_sync`` for user code.
+* ``_request_scope``: ``request_scope``, a key of the current request.
 * ``_detect``, ``_fallback``: ``fallback``, several apps behind one URL space.
 * ``_lambda``: ``aws_lambda``, either kind of app as an AWS Lambda handler.
 * ``_cli`` and its ``_loading``, ``_serve``, ``_check``, ``_demo``: the ``bridge`` command.
@@ -46,6 +47,7 @@ from ._helpers import flask_async_views as flask_async_views
 from ._helpers import sync_to_async as sync_to_async
 from ._lambda import LambdaHandler as LambdaHandler
 from ._lambda import aws_lambda as aws_lambda
+from ._request_scope import request_scope as request_scope
 from ._to_asgi import WsgiToAsgi as WsgiToAsgi
 from ._to_asgi import to_asgi as to_asgi
 from ._to_wsgi import AsgiToWsgi as AsgiToWsgi
@@ -84,6 +86,7 @@ __all__ = (
     "aws_lambda",
     "fallback",
     "flask_async_views",
+    "request_scope",
     "sync_to_async",
     "to_asgi",
     "to_wsgi",

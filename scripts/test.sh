@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Runs every check: installs the test extras into .venv, then ruff, mypy --strict, the docs
-# site build (mkdocs --strict) and pytest.
+# Runs every check: installs Debian's postgresql when missing and the test extras into .venv,
+# then ruff, mypy --strict, the docs site build (mkdocs --strict) and pytest.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k environ`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null; then
+    # The database tests start their own PostgreSQL server (tests/postgres.py).
+    echo "== installing Debian's postgresql package for the database tests"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
 python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'

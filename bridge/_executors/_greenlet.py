@@ -14,8 +14,11 @@ worker switches to its parent to reach the driver. The driver can change
 between two steps of one job: a job started inside another worker's
 ``await_`` takes its first steps there and its later ones wherever the
 outer awaitable is resumed (the loop's own greenlet, or another worker).
-Code that expects ``getcurrent().parent`` to be the way to the loop (as
-SQLAlchemy's ``await_only`` does) finds it so.
+Code that expects ``getcurrent().parent`` to be the way to the loop finds it
+so, and SQLAlchemy's sync API on an asyncio driver (asyncpg, psycopg async,
+aiosqlite) relies on it: a worker greenlet is an await provider to SQLAlchemy,
+which switches to the worker's ``parent`` with a bare awaitable; the driver
+awaits it like any other.
 
 The price of running on the loop: code in the greenlet that blocks
 (``time.sleep``, a sync socket) blocks the whole loop. Each stretch a
@@ -26,6 +29,7 @@ it lasts, by the watchdog thread (``_watchdog``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -36,7 +40,7 @@ from typing import Any, TypeVar
 import anyio.lowlevel
 import greenlet
 
-from .._errors import ConfigurationError
+from .._errors import AwaitError, ConfigurationError
 from . import _asgiref, _watchdog
 from ._base import Executor
 from ._job import Job, JobGreenlet, Sink, close_unawaited
@@ -47,7 +51,7 @@ R = TypeVar("R")
 
 logger = logging.getLogger("bridge")
 
-_PUT, _AWAIT, _DONE = 0, 1, 2
+_PUT, _AWAIT, _DONE, _FOREIGN = 0, 1, 2, 3
 _PUTS_PER_CHECKPOINT = 16
 
 
@@ -98,7 +102,7 @@ class GreenletJob(Job[T]):
     async def run(self) -> T:
         workers = self._executor._workers()
         self._stretch = self._executor._idle.stretch  # published for the watchdog thread
-        self._worker = worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
+        self._worker = worker = _worker_under(greenlet.getcurrent(), workers)
         worker.job = self
         worker.gr_context = self.context
         request = self._step(worker, worker.switch, [self])
@@ -110,6 +114,10 @@ class GreenletJob(Job[T]):
                 value = None
                 if kind == _AWAIT:
                     value = await item
+                elif kind == _FOREIGN:
+                    # Awaited even after an interrupt: it is the clean-up that
+                    # gives the connection back to its pool.
+                    value = await _foreign(item, self.context)
                 elif self.interrupted is None:
                     try:
                         await self.sink(item)
@@ -152,7 +160,9 @@ class GreenletJob(Job[T]):
         stretch.label = self.label
         started = stretch.started = time.perf_counter()
         try:
-            return switch(value)
+            request = switch(value)
+            # SQLAlchemy's await_ switches to us with a bare awaitable.
+            return request if type(request) is tuple else (_FOREIGN, request)
         finally:
             stretch.label, stretch.started = outer_label, outer_started
             held = time.perf_counter() - started
@@ -165,6 +175,37 @@ class GreenletJob(Job[T]):
                     held,
                     self._executor.block_warning,
                 )
+
+
+def _worker_under(driver: greenlet.greenlet, workers: list[JobGreenlet]) -> JobGreenlet:
+    """An idle worker, else a new one, whose ``parent`` is ``driver``.
+
+    SQLAlchemy switches to the parent, so it must be the greenlet that drives
+    this job; a worker that cannot take that parent (the driver runs under the
+    worker itself) is dropped.
+    """
+    while workers:
+        worker = workers.pop()
+        try:
+            worker.parent = driver
+        except ValueError:
+            continue
+        return worker
+    return JobGreenlet(_serve_jobs)  # its parent: the current greenlet, the driver
+
+
+async def _foreign(awaitable: Awaitable[Any], context: Context) -> Any:
+    """Await what SQLAlchemy's ``await_`` handed over, as the sync code's own wait."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        close_unawaited(awaitable)
+        raise AwaitError(
+            "SQLAlchemy's async drivers (asyncpg, psycopg async, aiosqlite) need an asyncio "
+            "event loop, and this one is not asyncio (trio?): run the server on asyncio, "
+            "or give this engine a sync driver and use executor='thread'"
+        ) from None
+    return await InContext(context, awaitable)
 
 
 def _serve_jobs(box: list[GreenletJob[Any]]) -> None:

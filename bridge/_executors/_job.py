@@ -14,7 +14,7 @@ know nothing of what the items mean.
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Context
 from typing import Any, Generic, TypeVar
 
@@ -71,16 +71,26 @@ thread_job = _JobLocal()
 
 
 class JobGreenlet(greenlet.greenlet):
-    """A greenlet that runs a job; ``job`` lets ``await_`` find its driver."""
+    """A greenlet that runs a job; ``job`` lets ``await_`` find its driver.
 
+    It is also an await provider to SQLAlchemy: its sync API on an asyncio
+    driver switches to the greenlet's ``parent`` with a bare awaitable, and
+    the job's driver (kept as that parent) awaits it and switches back.
+    """
+
+    __sqlalchemy_greenlet_provider__ = True
     job: Job[Any] | None = None
 
 
 def close_unawaited(awaitable: object) -> None:
-    """Close a coroutine that will never be awaited, so Python does not warn about it."""
-    close = getattr(awaitable, "close", None)
-    if close is not None:
-        close()
+    """Close a coroutine that will never be awaited, so Python does not warn about it.
+
+    Only a coroutine: another awaitable's ``close`` may mean something else
+    (aiosqlite's connection has an async ``close``, which would itself go
+    unawaited).
+    """
+    if isinstance(awaitable, Coroutine):
+        awaitable.close()
 
 
 def current_job() -> Job[Any] | None:
