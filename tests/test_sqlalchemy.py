@@ -108,7 +108,9 @@ async def test_a_view_that_raises_rolls_its_writes_back(sqlite_url: str, make_ap
     assert pool_of(flask_app).checkedout() == 0
 
 
-async def test_yield_per_rows_are_read_while_the_body_streams(sqlite_url: str, make_app: Any) -> None:
+async def test_yield_per_rows_are_read_while_the_body_streams(
+    sqlite_url: str, make_app: Any
+) -> None:
     flask_app = make_app(sqlite_url)
     app = to_asgi(flask_app, executor="greenlet")
     words = [f"w{i}" for i in range(7)]
