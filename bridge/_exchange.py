@@ -21,7 +21,6 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
@@ -35,7 +34,7 @@ from ._errors import (
     RequestBodyTooLarge,
     WorkAbandoned,
 )
-from ._executors import Job
+from ._executors import Job, request_context
 from ._executors._loop import InContext
 from ._streams import InputStream
 from ._types import Message, OptExcInfo, Receive, Scope, Send
@@ -104,7 +103,8 @@ class Exchange:
                 await self._answer(413, f"Request body larger than {limit} bytes")
                 return
         label = f"{self.scope['method']} {self.scope['path']!r}"
-        self.job = job = bridge.executor.job(self._respond, self._sink, copy_context(), label)
+        context = request_context(bridge.executor)
+        self.job = job = bridge.executor.job(self._respond, self._sink, context, label)
         environ["wsgi.input"] = InputStream(self._pull)
         try:
             failure = await job.run()
