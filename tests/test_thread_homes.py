@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -183,3 +186,23 @@ async def test_a_finished_call_lets_go_of_its_arguments_without_the_collector(
                 await anyio.sleep(0.01)
     finally:
         gc.enable()
+
+
+# --- issue 13.4: fork from a worker ------------------------------------------------------
+
+
+def test_a_child_forked_from_a_worker_crosses_on_its_own() -> None:
+    # The child inherited its parent's job (kept per thread), frames and
+    # chain threads, and waited for a loop and threads it does not have.
+    script = Path(__file__).with_name("fork_child.py")
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=script.parent.parent,
+    )
+    assert completed.returncode == 0, completed.stderr
+    outcomes = dict(line.split() for line in completed.stdout.splitlines())
+    assert len(outcomes) == 12, completed.stdout
+    assert set(outcomes.values()) == {"0"}, outcomes
