@@ -6,6 +6,7 @@ import asyncio
 import threading
 from typing import Any
 
+import anyio
 import pytest
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
@@ -48,7 +49,26 @@ def orm_through_a_thread_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(bridge.await_(bridge.sync_to_async(_query)())))
 
 
+async def _sensitive_calls() -> list[int]:
+    # What Django's async APIs do underneath: asgiref's thread-sensitive calls,
+    # here the async cache and a query; then one of bridge's own.
+    from asgiref.sync import sync_to_async as asgiref_sync_to_async
+    from django.core.cache import cache
+
+    await cache.aset("key", 42)
+    assert await cache.aget("key") == 42
+    query = await asgiref_sync_to_async(lambda: (_query(), threading.get_ident())[1])()
+    ours = await bridge.sync_to_async(threading.get_ident, thread_sensitive=True)()
+    return [query, ours]
+
+
+def sensitive_await_view(request: HttpRequest) -> HttpResponse:
+    threads = bridge.await_(_sensitive_calls())
+    return HttpResponse(" ".join(str(thread) for thread in [threading.get_ident(), *threads]))
+
+
 urlpatterns = [
+    path("sensitive-await/", sensitive_await_view),
     path("await/", await_view),
     path("orm/", orm_view),
     path("orm-thread/", orm_through_a_thread_view),
@@ -68,6 +88,26 @@ async def test_await_in_a_sync_view_under_djangos_asgi_handler_uses_the_servers_
     exchange = await FakeServer(get_asgi_application()).request(make_scope("/await/"))
     assert exchange.status == 200
     assert int(exchange.body) == threading.get_ident()
+
+
+async def test_await_in_a_sync_view_serves_djangos_thread_sensitive_calls() -> None:
+    # The view's thread waits in await_(); asgiref sends the awaitable's
+    # thread-sensitive calls to that very thread. It used to wait without
+    # serving them: the request never answered.
+    import httpx
+    from django.core.asgi import get_asgi_application
+
+    transport = httpx.ASGITransport(app=get_asgi_application())
+    async with httpx.AsyncClient(transport=transport, base_url="http://django") as client:
+        with anyio.fail_after(20):
+            answers = await asyncio.gather(*(client.get("/sensitive-await/") for _ in range(8)))
+    views: set[int] = set()
+    for answer in answers:
+        assert answer.status_code == 200
+        view, *calls = (int(part) for part in answer.text.split())
+        assert calls == [view] * 2  # each call on its request's thread
+        views.add(view)
+    assert threading.get_ident() not in views
 
 
 async def test_the_orm_works_under_the_thread_executor() -> None:
