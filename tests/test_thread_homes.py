@@ -206,3 +206,32 @@ def test_a_child_forked_from_a_worker_crosses_on_its_own() -> None:
     outcomes = dict(line.split() for line in completed.stdout.splitlines())
     assert len(outcomes) == 12, completed.stdout
     assert set(outcomes.values()) == {"0"}, outcomes
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_greenlet_requests_own_thread_ends_with_the_request() -> None:
+    # An idle worker greenlet kept the first job it ran (its context, its
+    # request's thread) for as long as it lived.
+    import gc
+
+    sensitive = bridge.sync_to_async(threading.get_ident, thread_sensitive=True)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        bridge.await_(sensitive())
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    def sticky() -> set[threading.Thread]:
+        return {thread for thread in threading.enumerate() if thread.name == "bridge-sticky"}
+
+    before = sticky()
+    server = FakeServer(bridge.to_asgi(app, executor="greenlet"))
+    async with anyio.create_task_group() as group:
+        for _ in range(20):
+            group.start_soon(server.request, make_scope("/"))
+    with anyio.fail_after(5):
+        while sticky() - before:
+            # Not a cycle (the collector did not help), but the request object
+            # and its job still hold each other until it runs: issue 13.5's.
+            gc.collect()
+            await anyio.sleep(0.01)

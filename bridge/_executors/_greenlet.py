@@ -90,7 +90,7 @@ class GreenletJob(Job[T]):
         worker = workers.pop() if workers else JobGreenlet(_serve_jobs)
         worker.job = self
         worker.gr_context = self.context
-        request = self._step(worker.switch, self)
+        request = self._step(worker.switch, None)
         cancelled: BaseException | None = None
         puts = 0
         while request[0] != _DONE:
@@ -144,9 +144,18 @@ class GreenletJob(Job[T]):
                 )
 
 
-def _serve_jobs(job: GreenletJob[Any]) -> None:
-    """A worker greenlet's life: run a job, report how it ended, wait for the next."""
+def _serve_jobs(_: None) -> None:
+    """A worker greenlet's life: run a job, report how it ended, wait for the next.
+
+    The job comes in ``worker.job``, not as an argument: the first switch's
+    arguments stay referenced for as long as the greenlet lives, and an idle
+    worker must not keep its last job (its request, its context) alive.
+    """
+    worker = greenlet.getcurrent()
+    assert isinstance(worker, JobGreenlet)
     while True:
+        job = worker.job
+        assert isinstance(job, GreenletJob)
         try:
             outcome: tuple[bool, Any] = (True, job.function(job))
         except greenlet.GreenletExit:
@@ -155,7 +164,8 @@ def _serve_jobs(job: GreenletJob[Any]) -> None:
             outcome = (False, error)
         driver = job._driver
         assert driver is not None
-        job = driver.switch((_DONE, outcome))
+        del job
+        driver.switch((_DONE, outcome))
 
 
 class _IdleWorkers(threading.local):
