@@ -30,7 +30,8 @@ from typing import TypeVar
 
 from ._errors import AwaitError
 from ._executors import ThreadJob, close_unawaited, current_job
-from ._executors._loop import InContext, loop_is_running
+from ._executors._asgiref import wait_in_asgiref_thread
+from ._executors._loop import loop_is_running
 
 T = TypeVar("T")
 
@@ -67,8 +68,7 @@ def await_(awaitable: Awaitable[T]) -> T:
         )
     loop = _asgiref_loop()
     if loop is not None:
-        driven = _drive(InContext(copy_context(), awaitable))
-        return asyncio.run_coroutine_threadsafe(driven, loop).result()
+        return wait_in_asgiref_thread(awaitable, loop)
     return _on_own_loop(awaitable)
 
 
@@ -113,10 +113,6 @@ def await_here(awaitable: Awaitable[T]) -> T:
     if job is None and loop_is_running():
         return await_(awaitable)  # raises AwaitError, saying what to do instead
     return _on_own_loop(awaitable)
-
-
-async def _drive(awaitable: Awaitable[T]) -> T:
-    return await awaitable
 
 
 def _forget_loops_after_fork() -> None:

@@ -21,7 +21,6 @@ import sys
 import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from contextvars import copy_context
 from typing import Any, NoReturn, Protocol
 
 import anyio
@@ -37,7 +36,7 @@ from ._errors import (
     RequestBodyTooLarge,
     WorkAbandoned,
 )
-from ._executors import Executor, Job
+from ._executors import Executor, Job, request_context
 from ._executors._loop import InContext, stepper
 from ._forget import forget
 from ._streams import InputStream
@@ -127,7 +126,8 @@ class Exchange:
                 await self._answer(413, f"Request body larger than {limit} bytes")
                 return
         self.label = label = f"{self.scope['method']} {self.scope['path']!r}"
-        self.job = job = bridge.executor.job(self._respond, self._sink, copy_context(), label)
+        context = request_context(bridge.executor)
+        self.job = job = bridge.executor.job(self._respond, self._sink, context, label)
         environ["wsgi.input"] = InputStream(self._pull)
         try:
             failure = await job.run()

@@ -11,24 +11,23 @@ import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from contextvars import ContextVar, copy_context
+from contextvars import copy_context
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._await import await_, await_here
 from ._errors import ConfigurationError
 from ._executors import (
     Executor,
+    Home,
     Job,
-    StickyThread,
     ThreadJob,
+    home,
     make_executor,
-    sync_thread_job,
 )
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_sticky_thread: ContextVar[StickyThread | None] = ContextVar("sticky_thread", default=None)
 _shared: dict[str, Executor] = {}
 _shared_lock = threading.Lock()
 
@@ -44,16 +43,13 @@ def shared_executor(executor: str | Executor) -> Executor:
         return found
 
 
-def _chain_thread() -> ThreadJob[Any] | StickyThread:
-    """Where a thread-sensitive call of the current chain runs."""
-    outer = sync_thread_job.get()
-    if outer is not None and outer.awaiting:
-        return outer  # the sync code that awaited us: its thread takes the call
-    sticky = _sticky_thread.get()
-    if sticky is None:
-        sticky = StickyThread()
-        _sticky_thread.set(sticky)
-    return sticky
+def _chain_home() -> Home:
+    """Where the thread-sensitive calls of the current chain run; a new chain starts here."""
+    found = home.get()
+    if found is None:
+        found = Home()
+        home.set(found)
+    return found
 
 
 async def _no_items(item: object) -> None:
@@ -85,11 +81,13 @@ def sync_to_async(
     ``await_``). Inside the function, ``await_`` runs on the caller's loop.
 
     ``thread_sensitive=True`` runs every such call of one call chain in one
-    thread, for libraries that need thread affinity: inside sync code that a
-    bridge worker thread runs (a ``to_asgi`` request, an outer
-    ``sync_to_async``), on that very thread; otherwise on a thread of the
-    chain's own, kept for the calling task and its context. Different chains
-    never share it, so the process is not serialized onto one thread.
+    thread, for libraries that need thread affinity. A ``to_asgi`` request is
+    a chain, under either executor, at any depth of ``await_``; so is a call
+    from async code with none around it, and what it leads to. The chain's
+    thread is that of its outermost worker thread (a thread executor's request,
+    an outer ``sync_to_async``) while it waits in ``await_``, else a thread of
+    the chain's own. Different chains never share one, so the process is not
+    serialized onto one thread.
 
     Cancelling the awaiting task: a greenlet gets the cancellation at once, at
     its current ``await_``; a thread cannot be interrupted and finishes its
@@ -113,7 +111,7 @@ def sync_to_async(
                 return target(*args, **kwargs)
 
             if thread_sensitive:
-                job: Job[R] = ThreadJob(_chain_thread(), run, _no_items, copy_context(), label)
+                job: Job[R] = ThreadJob(_chain_home(), run, _no_items, copy_context(), label)
             else:
                 job = runner.job(run, _no_items, copy_context(), label)
             return await job.run()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from ._core.environ import EnvironBuilder
+from ._django import refuse_django_under_greenlets
 from ._errors import ConfigurationError, UnsupportedScope
 from ._exchange import Exchange
 from ._executors import Executor, resolve_executor
@@ -62,6 +63,7 @@ class WsgiToAsgi:
                 raise ConfigurationError(f"{name} must be at least 1, got {value}")
         self.app = app
         self.executor, self._owns_executor = resolve_executor(executor)
+        refuse_django_under_greenlets(app, self.executor)
         self.max_body_size = max_body_size
         self.body_timeout = body_timeout
         self.errors_given = errors is not None

@@ -42,7 +42,13 @@ def test_check_a_ready_wsgi_app_recommends_greenlet(capsys: pytest.CaptureFixtur
 
 def test_check_reports_causes_and_blocking(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, "check", "tests.apps.cli_apps:blocking_app", "--path", "/", "--path", "/broken",
+        capsys,
+        "check",
+        "tests.apps.cli_apps:blocking_app",
+        "--path",
+        "/",
+        "--path",
+        "/broken",
         "--write",
     )
     assert code == 1

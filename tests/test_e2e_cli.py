@@ -94,7 +94,11 @@ def test_serve_an_asgi_app_and_sigterm_runs_lifespan_shutdown(server: str, tmp_p
 def test_ctrl_c_runs_lifespan_shutdown(server: str, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     with bridge_command(
-        "serve", "tests.apps.cli_apps:asgi_app", "--server", server, marks=marks,
+        "serve",
+        "tests.apps.cli_apps:asgi_app",
+        "--server",
+        server,
+        marks=marks,
         stop=signal.SIGINT,
     ) as (url, process):
         assert httpx.get(url, timeout=10).status_code == 200
@@ -104,9 +108,10 @@ def test_ctrl_c_runs_lifespan_shutdown(server: str, tmp_path: Path) -> None:
 
 def test_reload_serves_and_stops(tmp_path: Path) -> None:
     marks = tmp_path / "marks"
-    with bridge_command(
-        "serve", "tests.apps.cli_apps:asgi_app", "--reload", marks=marks
-    ) as (url, process):
+    with bridge_command("serve", "tests.apps.cli_apps:asgi_app", "--reload", marks=marks) as (
+        url,
+        process,
+    ):
         assert httpx.get(url, timeout=10).json()["pid"] != process.pid  # a reloader's child
     assert lines(marks) == ["startup", "shutdown"]
 

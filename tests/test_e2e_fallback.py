@@ -105,7 +105,8 @@ urlpatterns = [
 def served(request: pytest.FixtureRequest) -> Iterator[str]:
     LEGACY_CALLS.clear()
     if request.param == "flask":
-        with uvicorn_server(bridge.fallback(make_api(), make_flask())) as running:
+        app = bridge.fallback(make_api(), make_flask(), executor="greenlet")
+        with uvicorn_server(app) as running:
             yield request.param + " " + running.url
         assert not running.errors
         return
@@ -114,7 +115,7 @@ def served(request: pytest.FixtureRequest) -> Iterator[str]:
     with override_settings(**settings):
         from django.core.wsgi import get_wsgi_application
 
-        app = bridge.fallback(make_api(), get_wsgi_application(), executor="greenlet")
+        app = bridge.fallback(make_api(), get_wsgi_application())  # Django: threads only
         with uvicorn_server(app) as running:
             yield request.param + " " + running.url
         assert not running.errors

@@ -323,7 +323,7 @@ def _django_settings() -> dict[str, Any]:
     return {"ROOT_URLCONF": __name__, "ALLOWED_HOSTS": ["*"], "MIDDLEWARE": []}
 
 
-@pytest.fixture(scope="module", params=EXECUTORS)
+@pytest.fixture(scope="module", params=["thread"])  # greenlets are refused for Django
 def django_served(request: pytest.FixtureRequest) -> Any:
     configure_django()
     with override_settings(**_django_settings()):

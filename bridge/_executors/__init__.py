@@ -7,21 +7,23 @@ from collections.abc import Callable
 from .._errors import ConfigurationError
 from ._base import Executor
 from ._greenlet import GreenletExecutor
+from ._home import Home, home, request_context
 from ._job import Job, close_unawaited, current_job
-from ._thread import StickyThread, ThreadExecutor, ThreadJob, sync_thread_job
+from ._thread import ThreadExecutor, ThreadJob
 
 __all__ = [
     "Executor",
     "GreenletExecutor",
+    "Home",
     "Job",
-    "StickyThread",
     "ThreadExecutor",
     "ThreadJob",
     "close_unawaited",
     "current_job",
     "make_executor",
+    "request_context",
+    "home",
     "resolve_executor",
-    "sync_thread_job",
 ]
 
 _NAMES: dict[str, Callable[[], Executor]] = {"thread": ThreadExecutor, "greenlet": GreenletExecutor}

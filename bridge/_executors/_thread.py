@@ -17,13 +17,14 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
-from contextvars import Context, ContextVar
+from contextvars import Context
 from typing import Any, Protocol, TypeVar
 
 import anyio
 
 from .._errors import ConfigurationError, WorkAbandoned
 from ._base import Executor
+from ._home import Frames, Home, frames_here, home
 from ._job import Job, Sink, close_unawaited, thread_job
 from ._loop import InContext, Waker, current_waker
 
@@ -51,28 +52,27 @@ class _Reply:
         self.error: BaseException | None = None
 
 
-sync_thread_job: ContextVar[ThreadJob[Any] | None] = ContextVar("sync_thread_job", default=None)
-"""The thread job whose sync code leads to this context, for thread-sensitive calls."""
-
-
 class ThreadJob(Job[T]):
     """A job in a worker thread; while it waits in ``await_`` it can run nested jobs.
 
     That is what keeps a chain async -> sync -> async -> sync on one thread:
-    the nested job is submitted to the waiting job itself (it is a
-    ``Submitter``), and the waiting thread runs it.
+    a job that finds no thread-sensitive home in its context becomes the
+    home's waiter (see ``_home``), and nested thread-sensitive jobs are
+    submitted to the frame its thread opens while it waits.
     """
 
     __slots__ = (
         "_calls",
         "_capacity",
         "_executor",
+        "_finished",
+        "_frames",
+        "_home",
         "_items",
         "_lock",
         "_room",
         "_waiting",
         "_waker",
-        "awaiting",
         "queue_size",
     )
 
@@ -88,7 +88,9 @@ class ThreadJob(Job[T]):
         self._executor = executor
         self._capacity = self.queue_size = executor.queue_size
         self._calls: queue.SimpleQueue[Callable[[], None] | _Reply] | None = None
-        self.awaiting = False
+        self._frames: Frames | None = None  # the worker thread's, once the job runs
+        self._finished = False
+        self._home: Home | None = None  # the home this job is the waiter of, if any
         self._items: deque[tuple[int, Any]] = deque()
         self._lock = threading.Lock()
         self._waiting = False  # the driver sleeps and wants a wake-up
@@ -129,15 +131,15 @@ class ThreadJob(Job[T]):
         calls = self._calls
         if calls is None:
             calls = self._calls = queue.SimpleQueue()
-        self.awaiting = True
+        frames = self._frames
+        assert frames is not None
+        frames.enter(calls)
         self._push(_AWAIT, (awaitable, context, reply))
-        try:
-            # Until the reply comes, run the nested jobs a thread-sensitive call sends here.
-            while (call := calls.get()) is not reply:
-                assert not isinstance(call, _Reply)
-                call()
-        finally:
-            self.awaiting = False
+        # Until the reply comes, run the nested jobs a thread-sensitive call sends here.
+        while (call := calls.get()) is not reply:
+            assert not isinstance(call, _Reply)
+            call()
+            del call  # a finished nested job must not stay alive while we wait on
         if reply.error is not None:
             error, reply.error = reply.error, None
             try:
@@ -147,27 +149,38 @@ class ThreadJob(Job[T]):
         result: R = reply.value
         return result
 
-    def submit(self, task: Callable[[], None]) -> None:
-        """Run ``task`` on this job's thread, which must be waiting in ``await_``."""
-        assert self._calls is not None
-        self._calls.put(task)
+    def offer(self, task: Callable[[], None]) -> bool:
+        """Queue ``task`` for this job's thread if it is waiting in ``await_`` now."""
+        frames = self._frames
+        if frames is None:
+            return False
+        with frames.lock:
+            if self._finished or not frames.open:
+                return False
+            frames.open[-1].put(task)
+            return True
 
     def _call(self) -> T:
-        token = sync_thread_job.set(self)
-        try:
-            return self.function(self)
-        finally:
-            sync_thread_job.reset(token)  # else the job's own context keeps it: a cycle
+        if home.get() is None:
+            # The outermost thread job of its chain: thread-sensitive calls come here.
+            self._home = Home(self)
+            home.set(self._home)
+        return self.function(self)
 
     def _work(self) -> None:
         outer = thread_job.job  # a job nested on a waiting one's thread restores it after
         thread_job.job = self
+        self._frames = frames = frames_here()
         try:
             outcome: tuple[bool, Any] = (True, self.context.run(self._call))
         except BaseException as error:
             outcome = (False, error)
         finally:
             thread_job.job = outer
+            with frames.lock:
+                self._finished = True
+            if self._home is not None:
+                self._home.waiter = None  # its calls go to its own thread now; and no cycle
         self._push(_DONE, outcome)
         del outcome  # a traceback that reaches this frame (f_back) must not find the error here
 
@@ -240,8 +253,8 @@ class ThreadJob(Job[T]):
             self.interrupt(reply.error)
             raise error
         finally:
-            assert self._calls is not None
-            self._calls.put(reply)
+            assert self._calls is not None and self._frames is not None
+            self._frames.leave(self._calls, reply)
 
 
 class _Crew:
@@ -346,35 +359,6 @@ class ThreadExecutor(Executor):
             crew.tasks.put(None)
         if threads:
             await anyio.to_thread.run_sync(_join_all, threads, timeout, abandon_on_cancel=True)
-
-
-class StickyThread:
-    """One thread of its own, for the thread-sensitive calls of one call chain.
-
-    The thread holds only its queue, so once nothing refers to this object any
-    more (the chain's context is gone), a finalizer tells the thread to exit.
-    """
-
-    def __init__(self, queue_size: int = 8) -> None:
-        self.queue_size = queue_size
-        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(
-            target=_serve_queue, args=(self._tasks,), name="bridge-sticky", daemon=True
-        )
-        self.thread.start()
-        weakref.finalize(self, self._tasks.put, None)
-
-    def submit(self, task: Callable[[], None]) -> None:
-        self._tasks.put(task)
-
-
-def _serve_queue(tasks: queue.SimpleQueue[Callable[[], None] | None]) -> None:
-    while True:
-        task = tasks.get()
-        if task is None:
-            return
-        task()
-        del task  # a finished job must not keep its StickyThread alive from this frame
 
 
 def _start_afresh(reference: weakref.ref[ThreadExecutor]) -> None:
