@@ -176,9 +176,10 @@ def _after_fork_in_child() -> None:
     # The child has one thread, the one that forked. Its frames, its job, and
     # every home's threads belong to the parent, whose loops the child cannot
     # drive: the child starts as plain sync code.
-    global _here
+    global _here, _sticky_lock
     _fork.generation += 1
     _here = _ThreadFrames()
+    _sticky_lock = threading.Lock()  # another thread may have held it at the fork
     thread_job.job = None
     current = greenlet.getcurrent()
     if type(current) is JobGreenlet:
