@@ -10,6 +10,7 @@ naming the request and the line it waits on.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from typing import Any
@@ -103,3 +104,32 @@ def test_a_stretch_is_reported_once_and_only_past_its_limit() -> None:
     finally:
         logger.removeHandler(handler)
     assert len(records) == 1 and "GET '/long'" in records[0]
+
+
+def test_the_report_reads_other_threads_frames_with_the_collector_held_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CPython holds its thread-list lock while ``sys._current_frames()`` builds frames; a
+    collection started there that frees a ``threading.local`` takes the lock again and every
+    thread hangs for good (seen in CI on 3.11.7). The watchdog must not let one start there."""
+    collector_on_while_reading: list[bool] = []
+    real = _watchdog.sys._current_frames
+
+    def current_frames() -> dict[int, Any]:
+        collector_on_while_reading.append(gc.isenabled())
+        return real()
+
+    monkeypatch.setattr(_watchdog.sys, "_current_frames", current_frames)
+    stretch = _watchdog.watch(block_warning=1000.0)
+    logger = logging.getLogger("bridge")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    assert gc.isenabled()
+    try:
+        stretch.label, stretch.started = "GET '/long'", _watchdog.time.perf_counter() - 20000
+        _watchdog.look()
+    finally:
+        stretch.started = 0.0
+        logger.removeHandler(handler)
+    assert collector_on_while_reading == [False]
+    assert gc.isenabled()  # and it is back on afterwards

@@ -12,6 +12,7 @@ far longer than ``block_warning``, with the stack the greenlet is stuck in.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ import threading
 import time
 import traceback
 import weakref
+from types import FrameType
 
 logger = logging.getLogger("bridge")
 
@@ -73,7 +75,7 @@ def look() -> None:
         if not started or now - started <= stretch.stuck_after or stretch.reported == started:
             continue
         stretch.reported = started
-        frame = sys._current_frames().get(stretch.thread)
+        frame = _frames_of_all_threads().get(stretch.thread)
         where = "".join(traceback.format_stack(frame)[-_STACK_LINES:]) if frame else "(unknown)\n"
         logger.error(
             "the greenlet for %s has held the event loop for %.1f s and still does: nothing else "
@@ -84,6 +86,23 @@ def look() -> None:
             now - started,
             where.rstrip("\n"),
         )
+
+
+def _frames_of_all_threads() -> dict[int, FrameType]:
+    """``sys._current_frames()`` with the collector held off while it runs.
+
+    CPython holds its lock on the list of threads while it builds the frames;
+    a collection that starts there and frees a ``threading.local`` (the
+    executors keep their idle workers in one) takes that lock again, and this
+    thread and every other one then wait for ever (seen on 3.11.7, in CI).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _restart_after_fork() -> None:
