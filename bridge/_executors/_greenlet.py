@@ -29,7 +29,6 @@ it lasts, by the watchdog thread (``_watchdog``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -40,11 +39,12 @@ from typing import Any, TypeVar
 import anyio.lowlevel
 import greenlet
 
-from .._errors import AwaitError, ConfigurationError
+from .._errors import ConfigurationError
 from . import _asgiref, _watchdog
 from ._base import Executor
 from ._job import Job, JobGreenlet, Sink, close_unawaited
 from ._loop import InContext, stepper
+from ._provider import await_foreign
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,7 +117,7 @@ class GreenletJob(Job[T]):
                 elif kind == _FOREIGN:
                     # Awaited even after an interrupt: it is the clean-up that
                     # gives the connection back to its pool.
-                    value = await _foreign(item, self.context)
+                    value = await await_foreign(item, self.context)
                 elif self.interrupted is None:
                     try:
                         await self.sink(item)
@@ -192,20 +192,6 @@ def _worker_under(driver: greenlet.greenlet, workers: list[JobGreenlet]) -> JobG
             continue
         return worker
     return JobGreenlet(_serve_jobs)  # its parent: the current greenlet, the driver
-
-
-async def _foreign(awaitable: Awaitable[Any], context: Context) -> Any:
-    """Await what SQLAlchemy's ``await_`` handed over, as the sync code's own wait."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        close_unawaited(awaitable)
-        raise AwaitError(
-            "SQLAlchemy's async drivers (asyncpg, psycopg async, aiosqlite) need an asyncio "
-            "event loop, and this one is not asyncio (trio?): run the server on asyncio, "
-            "or give this engine a sync driver and use executor='thread'"
-        ) from None
-    return await InContext(context, awaitable)
 
 
 def _serve_jobs(box: list[GreenletJob[Any]]) -> None:

@@ -27,6 +27,7 @@ from ._base import Executor
 from ._home import Frames, Home, frames_here, home
 from ._job import Job, Sink, close_unawaited, thread_job
 from ._loop import InContext, Waker, current_waker
+from ._provider import await_foreign, provide
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -127,6 +128,22 @@ class ThreadJob(Job[T]):
         if self.interrupted is not None:
             close_unawaited(awaitable)
             raise self.interrupted
+        return self._await(awaitable, context)
+
+    def _await_foreign(self, awaitable: Awaitable[Any], context: Context | None) -> Any:
+        """SQLAlchemy's wait, served after an interrupt too while the driver runs.
+
+        It is the clean-up (a rollback, a connection given back to its pool)
+        that still waits once the client has left; only a driver that is gone
+        (cancelled) cannot serve it.
+        """
+        if isinstance(self.interrupted, WorkAbandoned):
+            close_unawaited(awaitable)
+            raise self.interrupted
+        # A copy: the worker thread is inside the job's context while it waits.
+        return self._await(await_foreign(awaitable, context and context.copy()))
+
+    def _await(self, awaitable: Awaitable[R], context: Context | None = None) -> R:
         reply = _Reply()
         calls = self._calls
         if calls is None:
@@ -167,12 +184,15 @@ class ThreadJob(Job[T]):
             home.set(self._home)
         return self.function(self)
 
+    def _provided(self) -> T:
+        return provide(lambda: self.context.run(self._call), self._await_foreign)
+
     def _work(self) -> None:
         outer = thread_job.job  # a job nested on a waiting one's thread restores it after
         thread_job.job = self
         self._frames = frames = frames_here()
         try:
-            outcome: tuple[bool, Any] = (True, self.context.run(self._call))
+            outcome: tuple[bool, Any] = (True, self._provided())
         except BaseException as error:
             outcome = (False, error)
         finally:
