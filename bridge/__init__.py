@@ -19,6 +19,7 @@ Layout (each layer imports only from those above it in this list):
 from __future__ import annotations
 
 from ._await import await_ as await_
+from ._await import in_greenlet as in_greenlet
 from ._core.environ import ASGI_SCOPE_KEY as ASGI_SCOPE_KEY
 from ._core.scope import WSGI_ENVIRON_KEY as WSGI_ENVIRON_KEY
 from ._errors import AppProtocolError as AppProtocolError
@@ -86,6 +87,7 @@ __all__ = (
     "aws_lambda",
     "fallback",
     "flask_async_views",
+    "in_greenlet",
     "request_scope",
     "sync_to_async",
     "to_asgi",

@@ -24,14 +24,15 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextvars import copy_context
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._errors import AwaitError
 from ._executors import ThreadJob, close_unawaited, current_job
 from ._executors._asgiref import wait_in_asgiref_thread
 from ._executors._loop import loop_is_running
+from ._executors._provider import provide
 
 T = TypeVar("T")
 
@@ -70,6 +71,18 @@ def await_(awaitable: Awaitable[T]) -> T:
     if loop is not None:
         return wait_in_asgiref_thread(awaitable, loop)
     return _on_own_loop(awaitable)
+
+
+def in_greenlet(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Call ``function(*args, **kwargs)`` so that SQLAlchemy's asyncio drivers can wait in it.
+
+    SQLAlchemy's sync API on asyncpg, psycopg's async mode or aiosqlite works
+    only inside a greenlet that hands its waits to an event loop; bridge's
+    workers are such greenlets already. This is for sync code outside them (a
+    script, a CLI command, ``app.test_client()`` in a test): each wait goes
+    through ``await_``, so in plain code this thread's long-lived loop runs it.
+    """
+    return provide(lambda: function(*args, **kwargs), lambda awaitable, _: await_(awaitable))
 
 
 def _on_own_loop(awaitable: Awaitable[T]) -> T:
