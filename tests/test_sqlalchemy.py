@@ -1,8 +1,10 @@
-"""Legacy sync SQLAlchemy on asyncio drivers under the greenlet executor (issue 15).
+"""Legacy sync SQLAlchemy on asyncio drivers, under both executors and in plain code (issue 15).
 
 In process with SQLite through aiosqlite (the fast path); then a real
 PostgreSQL server (asyncpg and psycopg in async mode) under uvicorn, with
-httpx clients, for isolation under concurrency and pool waits.
+httpx clients, for isolation under concurrency and pool waits. The greenlet
+executor waits without a thread; the thread executor's workers wait on the
+server's loop; plain sync code goes through ``bridge.in_greenlet``.
 """
 
 from __future__ import annotations
@@ -86,9 +88,9 @@ async def call(app: Any, path: str, method: str = "GET", body: bytes = b"") -> A
 # --- in process, SQLite through aiosqlite ------------------------------------------------------
 
 
-async def test_orm_writes_and_reads_under_greenlets(sqlite_url: str, make_app: Any) -> None:
+async def test_orm_writes_and_reads(sqlite_url: str, make_app: Any, executor: str) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor="greenlet")
+    app = to_asgi(flask_app, executor=executor)
     for word in (b"one", b"two"):
         added = await call(app, "/notes/ann", "POST", word)
         assert added.status == 200, added.body
@@ -98,9 +100,11 @@ async def test_orm_writes_and_reads_under_greenlets(sqlite_url: str, make_app: A
     assert pool_of(flask_app).checkedout() == 0  # given back when each request ended
 
 
-async def test_a_view_that_raises_rolls_its_writes_back(sqlite_url: str, make_app: Any) -> None:
+async def test_a_view_that_raises_rolls_its_writes_back(
+    sqlite_url: str, make_app: Any, executor: str
+) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor="greenlet")
+    app = to_asgi(flask_app, executor=executor)
     failed = await call(app, "/fail/bob", "POST")
     assert failed.status == 500
     read = await call(app, "/notes/bob")
@@ -109,10 +113,10 @@ async def test_a_view_that_raises_rolls_its_writes_back(sqlite_url: str, make_ap
 
 
 async def test_yield_per_rows_are_read_while_the_body_streams(
-    sqlite_url: str, make_app: Any
+    sqlite_url: str, make_app: Any, executor: str
 ) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor="greenlet")
+    app = to_asgi(flask_app, executor=executor)
     words = [f"w{i}" for i in range(7)]
     for word in words:
         await call(app, "/notes/cy", "POST", word.encode())
@@ -124,10 +128,10 @@ async def test_yield_per_rows_are_read_while_the_body_streams(
 
 
 async def test_a_client_that_leaves_mid_stream_gives_the_connection_back(
-    sqlite_url: str, make_app: Any
+    sqlite_url: str, make_app: Any, executor: str
 ) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor="greenlet")
+    app = to_asgi(flask_app, executor=executor)
     for i in range(9):
         await call(app, "/notes/di", "POST", f"w{i}".encode())
     pool = pool_of(flask_app)
@@ -161,13 +165,13 @@ def plain_app(url: str, scopefunc: Any = None) -> Any:
     return app
 
 
-def test_under_trio_the_error_says_asyncio_is_needed(sqlite_url: str) -> None:
+def test_under_trio_the_error_says_asyncio_is_needed(sqlite_url: str, executor: str) -> None:
     import trio
 
     results: list[Any] = []
 
     async def main() -> None:
-        results.append(await call(to_asgi(plain_app(sqlite_url), executor="greenlet"), "/"))
+        results.append(await call(to_asgi(plain_app(sqlite_url), executor=executor), "/"))
 
     trio.run(main)
     answer = json.loads(results[0].body)
@@ -175,21 +179,63 @@ def test_under_trio_the_error_says_asyncio_is_needed(sqlite_url: str) -> None:
     assert "asyncio" in answer["message"]
 
 
-async def test_under_the_thread_executor_sqlalchemy_refuses_before_any_io(
+async def test_thread_workers_wait_on_the_servers_loop_one_request_per_thread(
     sqlite_url: str,
 ) -> None:
-    # Documented in docs/executors.md: use the greenlet executor, or a sync driver.
-    answer = json.loads((await call(to_asgi(plain_app(sqlite_url)), "/")).body)
-    assert answer["error"] == MissingGreenlet.__name__
+    loop_threads: list[int] = []
+    workers: list[int] = []
+
+    async def where() -> None:
+        loop_threads.append(threading.get_ident())
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        with Session(engine) as session:
+            workers.append(threading.get_ident())
+            sqlalchemy_await(where())  # the wait SQLAlchemy's driver makes
+            session.execute(text("SELECT 1"))
+        start_response("200 OK", [])
+        return [b""]
+
+    engine = create_engine(sqlite_url)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(6):
+                group.create_task(call(to_asgi(app), "/"))
+    finally:
+        await greenlet_spawn(engine.dispose)
+    assert set(loop_threads) == {threading.get_ident()}  # awaited on the server's loop
+    assert threading.get_ident() not in workers  # while the sync code ran in worker threads
 
 
-async def test_plain_sync_code_gets_sqlalchemys_error_naming_greenlet_spawn(
-    sqlite_url: str,
-) -> None:
-    # Documented: outside a greenlet job, SQLAlchemy itself refuses, before any I/O.
+def test_plain_sync_code_gets_sqlalchemys_error_without_in_greenlet(sqlite_url: str) -> None:
+    # Documented: outside a bridge worker and outside in_greenlet, SQLAlchemy itself refuses,
+    # before any I/O.
     engine = create_engine(sqlite_url)
     with pytest.raises(MissingGreenlet, match="greenlet_spawn"), engine.connect():
         pass
+
+
+def test_plain_sync_code_works_through_in_greenlet(sqlite_url: str) -> None:
+    flask_app = create_app(sqlite_url)
+    client = flask_app.test_client()
+    for word in (b"one", b"two"):
+        assert bridge.in_greenlet(client.post, "/notes/fay", data=word).status_code == 200
+    assert bridge.in_greenlet(client.get, "/notes/fay").json == {"notes": ["one", "two"]}
+    with flask_app.app_context():
+        bridge.in_greenlet(db.engine.dispose)  # on the same thread's loop as the queries
+
+
+def test_in_greenlet_passes_errors_and_results_through(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+
+    def broken_query() -> None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT * FROM no_such_table"))
+
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="no_such_table"):
+        bridge.in_greenlet(broken_query)
+    assert bridge.in_greenlet(lambda: 6 * 7) == 42
+    bridge.in_greenlet(engine.dispose)
 
 
 # --- request_scope -----------------------------------------------------------------------------
@@ -226,9 +272,9 @@ def test_request_scope_in_plain_code_is_per_thread() -> None:
     assert there != here
 
 
-async def test_a_plain_scoped_session_with_request_scope(sqlite_url: str) -> None:
+async def test_a_plain_scoped_session_with_request_scope(sqlite_url: str, executor: str) -> None:
     wsgi_app = plain_app(sqlite_url, bridge.request_scope)
-    app = to_asgi(wsgi_app, executor="greenlet")
+    app = to_asgi(wsgi_app, executor=executor)
     try:
         async with asyncio.TaskGroup() as group:
             calls = [group.create_task(call(app, "/")) for _ in range(20)]
@@ -252,15 +298,18 @@ def pg_url(request: pytest.FixtureRequest, postgres: str) -> str:
     return f"postgresql+{request.param}://{postgres}"
 
 
-def serve(flask_app: Flask) -> Any:
-    asgi = disposing_engines(flask_app, to_asgi(flask_app, executor="greenlet"))
+def serve(flask_app: Flask, executor: str = "greenlet") -> Any:
+    asgi = disposing_engines(flask_app, to_asgi(flask_app, executor=executor))
     return uvicorn_server(asgi)
 
 
-def test_core_and_orm_on_postgres(pg_url: str) -> None:
+def test_core_and_orm_on_postgres(pg_url: str, executor: str) -> None:
     flask_app = create_app(pg_url, pool_size=5)
-    with serve(flask_app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        owner = f"orm-{pg_url.split('+')[1].split(':')[0]}"
+    with (
+        serve(flask_app, executor) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        owner = f"orm-{executor}-{pg_url.split('+')[1].split(':')[0]}"
         assert client.post(f"/notes/{owner}", content=b"a").json() == {"count": 1}
         assert client.post(f"/fail/{owner}").status_code == 500
         assert client.get(f"/notes/{owner}").json() == {"notes": ["a"]}
@@ -273,16 +322,22 @@ def test_core_and_orm_on_postgres(pg_url: str) -> None:
     sync_engine.dispose()
 
 
-async def test_200_concurrent_transactions_each_see_only_their_own_write(pg_url: str) -> None:
+async def test_200_concurrent_transactions_each_see_only_their_own_write(
+    pg_url: str, executor: str
+) -> None:
     flask_app = create_app(pg_url, pool_size=40, max_overflow=0, pool_timeout=60)
-    with serve(flask_app) as server:
+    with serve(flask_app, executor) as server:
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
             answers = await asyncio.gather(
-                *(client.post(f"/isolated/r{i}", params={"wait": "0.05"}) for i in range(200))
+                *(
+                    client.post(f"/isolated/{executor}{i}", params={"wait": "0.05"})
+                    for i in range(200)
+                )
             )
         assert [a.status_code for a in answers] == [200] * 200
-        assert [a.json()["owners"] for a in answers] == [[f"r{i}"] for i in range(200)]
+        owners = [a.json()["owners"] for a in answers]
+        assert owners == [[f"{executor}{i}"] for i in range(200)]
         assert pool_of(flask_app).checkedout() == 0
 
 
@@ -308,14 +363,14 @@ async def test_a_full_pool_makes_requests_wait_suspended_while_others_are_answer
 
 
 async def test_a_client_leaving_mid_stream_on_postgres_rolls_back_and_keeps_the_connection(
-    pg_url: str,
+    pg_url: str, executor: str
 ) -> None:
     flask_app = create_app(pg_url, pool_size=1, max_overflow=0)
-    app = to_asgi(flask_app, executor="greenlet")
+    app = to_asgi(flask_app, executor=executor)
     pool = pool_of(flask_app)
     invalidated: list[object] = []
     sqlalchemy.event.listen(pool, "invalidate", lambda *args: invalidated.append(args))
-    owner = f"leave-{pg_url.split('+')[1].split(':')[0]}"
+    owner = f"leave-{executor}-{pg_url.split('+')[1].split(':')[0]}"
     try:
         for i in range(9):
             await call(app, f"/notes/{owner}", "POST", str(i).encode() * 100_000)
@@ -331,7 +386,7 @@ async def test_a_client_leaving_mid_stream_on_postgres_rolls_back_and_keeps_the_
             await greenlet_spawn(db.engine.dispose)
 
 
-async def test_sqlalchemys_awaits_still_run_after_the_client_left() -> None:
+async def test_sqlalchemys_awaits_still_run_after_the_client_left(executor: str) -> None:
     # The clean-up after an interrupt (a rollback, a connection back to its pool) must reach the
     # database, unlike a new await_ from the view, which raises at once.
     ran: list[str] = []
@@ -345,16 +400,16 @@ async def test_sqlalchemys_awaits_still_run_after_the_client_left() -> None:
         raise OSError("connection reset by peer")
 
     def view(job: Any) -> str:
-        job.put(b"first")  # the sink fails: the job is interrupted from here on
         try:
-            job.put(b"second")
+            for _ in range(100):  # the sink fails: a later put raises its error
+                job.put(b"piece")
         except OSError:
             assert greenlet.getcurrent().parent is not None
             return str(sqlalchemy_await(rollback()))
         return "not interrupted"
 
-    executor = bridge.GreenletExecutor()
-    job = executor.job(view, failing_sink, contextvars.copy_context(), "GET '/'")
+    worker = bridge.GreenletExecutor() if executor == "greenlet" else bridge.ThreadExecutor()
+    job = worker.job(view, failing_sink, contextvars.copy_context(), "GET '/'")
     assert await job.run() == "rolled back"
     assert ran == ["rollback"]
 
