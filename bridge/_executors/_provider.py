@@ -13,6 +13,7 @@ to the server's loop, or ``bridge.await_`` in plain sync code).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from contextvars import Context
 from typing import Any, TypeVar
@@ -32,23 +33,93 @@ class ProviderGreenlet(greenlet.greenlet):
     __sqlalchemy_greenlet_provider__ = True
 
 
+class _Finished:
+    """What a provider greenlet switches back with when its call has ended."""
+
+    __slots__ = ("box",)
+
+    def __init__(self, box: list[tuple[bool, Any]]) -> None:
+        self.box = box
+
+
+class _IdleProviders(threading.local):
+    def __init__(self) -> None:
+        self.workers: list[ProviderGreenlet] = []
+
+
+_idle = _IdleProviders()
+_IDLE_PER_THREAD = 4  # nested calls on one thread are rare and shallow
+
+
 def provide(function: Callable[[], T], wait: Callable[[Awaitable[Any], Context | None], Any]) -> T:
     """Call ``function`` in a provider greenlet, answering each of its waits with ``wait``.
 
-    ``wait`` also gets the context the sync code is in when it waits, so that
-    the awaitable can run in a copy of it (a span, a request id).
+    ``function`` runs in the caller's context, as a plain call would; ``wait``
+    also gets that context, so that the awaitable can run in a copy of it (a
+    span, a request id). Provider greenlets are kept per thread and reused:
+    a new one costs several times more than the two switches of a call.
     """
-    worker = ProviderGreenlet(function)  # its parent: this greenlet, which serves it
-    request = worker.switch()
-    while not worker.dead:
+    me = greenlet.getcurrent()
+    worker = _provider_under(me)
+    worker.gr_context = me.gr_context
+    request = worker.switch([function])
+    try:
+        while type(request) is not _Finished:
+            try:
+                value = wait(request, worker.gr_context)
+            except BaseException as error:  # noqa: PERF203 (free since 3.11; the worker gets it)
+                request = worker.throw(error)
+            else:
+                request = worker.switch(value)
+    finally:
+        worker.gr_context = None
+    workers = _idle.workers
+    if len(workers) < _IDLE_PER_THREAD:
+        workers.append(worker)
+    succeeded, outcome = request.box.pop()
+    if succeeded:
+        result: T = outcome
+        return result
+    try:
+        raise outcome
+    finally:
+        del outcome  # this frame joins its traceback: no local may hold it
+
+
+def _provider_under(parent: greenlet.greenlet) -> ProviderGreenlet:
+    """An idle provider of this thread, else a new one, whose ``parent`` is ``parent``."""
+    workers = _idle.workers
+    while workers:
+        worker = workers.pop()
         try:
-            value = wait(request, worker.gr_context)
-        except BaseException as error:  # noqa: PERF203 (free since 3.11; the error is for the worker)
-            request = worker.throw(error)
-        else:
-            request = worker.switch(value)
-    result: T = request
-    return result
+            worker.parent = parent
+        except ValueError:  # ``parent`` runs under this worker: it cannot be its child
+            continue
+        return worker
+    return ProviderGreenlet(_serve_calls, parent)
+
+
+def _serve_calls(box: list[Callable[[], Any]]) -> None:
+    """A provider's life: make a call, switch back how it ended, wait for the next.
+
+    Calls come in a box this frame empties: greenlet keeps the first call's
+    arguments for the greenlet's whole life, and an idle provider must keep
+    nothing of the call it made.
+    """
+    me = greenlet.getcurrent()
+    function = box.pop()
+    while True:
+        try:
+            outcome: tuple[bool, Any] = (True, function())
+        except greenlet.GreenletExit:
+            raise
+        except BaseException as error:
+            outcome = (False, error)
+        parent = me.parent
+        assert parent is not None
+        finished = _Finished([outcome])
+        del function, outcome
+        function = parent.switch(finished).pop()
 
 
 async def await_foreign(awaitable: Awaitable[Any], context: Context | None) -> Any:

@@ -184,15 +184,15 @@ class ThreadJob(Job[T]):
             home.set(self._home)
         return self.function(self)
 
-    def _provided(self) -> T:
-        return provide(lambda: self.context.run(self._call), self._await_foreign)
-
     def _work(self) -> None:
         outer = thread_job.job  # a job nested on a waiting one's thread restores it after
         thread_job.job = self
         self._frames = frames = frames_here()
         try:
-            outcome: tuple[bool, Any] = (True, self._provided())
+            outcome: tuple[bool, Any] = (
+                True,
+                self.context.run(provide, self._call, self._await_foreign),
+            )
         except BaseException as error:
             outcome = (False, error)
         finally:
