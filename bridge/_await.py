@@ -32,7 +32,7 @@ from ._errors import AwaitError
 from ._executors import ThreadJob, close_unawaited, current_job
 from ._executors._asgiref import wait_in_asgiref_thread
 from ._executors._loop import loop_is_running
-from ._executors._provider import provide
+from ._executors._provider import provide, refuse_off_the_loop_thread
 
 T = TypeVar("T")
 
@@ -77,12 +77,26 @@ def in_greenlet(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Call ``function(*args, **kwargs)`` so that SQLAlchemy's asyncio drivers can wait in it.
 
     SQLAlchemy's sync API on asyncpg, psycopg's async mode or aiosqlite works
-    only inside a greenlet that hands its waits to an event loop; bridge's
-    workers are such greenlets already. This is for sync code outside them (a
-    script, a CLI command, ``app.test_client()`` in a test): each wait goes
-    through ``await_``, so in plain code this thread's long-lived loop runs it.
+    only inside a greenlet that hands its waits to an event loop. This is for
+    plain sync code (a script, a CLI command, ``app.test_client()`` in a
+    test): its waits run on this thread's long-lived loop (as ``await_``'s do
+    there), so an engine used this way belongs to this thread. In a greenlet
+    worker it just calls ``function`` (the worker is such a greenlet already);
+    in a thread worker, the first wait raises ``AwaitError``, as it does there
+    without this call.
     """
-    return provide(lambda: function(*args, **kwargs), lambda awaitable, _: await_(awaitable))
+    job = current_job()
+    if job is not None and not isinstance(job, ThreadJob):
+        return function(*args, **kwargs)
+    return provide(lambda: function(*args, **kwargs), _wait_on_this_thread)
+
+
+def _wait_on_this_thread(awaitable: Awaitable[T], context: object) -> T:
+    if current_job() is not None:
+        refuse_off_the_loop_thread(awaitable)
+    if loop_is_running():
+        return await_(awaitable)  # raises AwaitError, saying what to do instead
+    return _on_own_loop(awaitable)
 
 
 def _on_own_loop(awaitable: Awaitable[T]) -> T:

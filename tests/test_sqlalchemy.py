@@ -1,10 +1,10 @@
-"""Legacy sync SQLAlchemy on asyncio drivers, under both executors and in plain code (issue 15).
+"""Legacy sync SQLAlchemy on asyncio drivers under the greenlet executor (issue 15).
 
 In process with SQLite through aiosqlite (the fast path); then a real
 PostgreSQL server (asyncpg and psycopg in async mode) under uvicorn, with
-httpx clients, for isolation under concurrency and pool waits. The greenlet
-executor waits without a thread; the thread executor's workers wait on the
-server's loop; plain sync code goes through ``bridge.in_greenlet``.
+httpx clients, for isolation under concurrency and pool waits. Elsewhere:
+the thread executor refuses with an error that says what to use, and plain
+sync code works through ``bridge.in_greenlet``.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ async def call(app: Any, path: str, method: str = "GET", body: bytes = b"") -> A
 # --- in process, SQLite through aiosqlite ------------------------------------------------------
 
 
-async def test_orm_writes_and_reads(sqlite_url: str, make_app: Any, executor: str) -> None:
+async def test_orm_writes_and_reads_under_greenlets(sqlite_url: str, make_app: Any) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor=executor)
+    app = to_asgi(flask_app, executor="greenlet")
     for word in (b"one", b"two"):
         added = await call(app, "/notes/ann", "POST", word)
         assert added.status == 200, added.body
@@ -100,11 +100,9 @@ async def test_orm_writes_and_reads(sqlite_url: str, make_app: Any, executor: st
     assert pool_of(flask_app).checkedout() == 0  # given back when each request ended
 
 
-async def test_a_view_that_raises_rolls_its_writes_back(
-    sqlite_url: str, make_app: Any, executor: str
-) -> None:
+async def test_a_view_that_raises_rolls_its_writes_back(sqlite_url: str, make_app: Any) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor=executor)
+    app = to_asgi(flask_app, executor="greenlet")
     failed = await call(app, "/fail/bob", "POST")
     assert failed.status == 500
     read = await call(app, "/notes/bob")
@@ -113,10 +111,10 @@ async def test_a_view_that_raises_rolls_its_writes_back(
 
 
 async def test_yield_per_rows_are_read_while_the_body_streams(
-    sqlite_url: str, make_app: Any, executor: str
+    sqlite_url: str, make_app: Any
 ) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor=executor)
+    app = to_asgi(flask_app, executor="greenlet")
     words = [f"w{i}" for i in range(7)]
     for word in words:
         await call(app, "/notes/cy", "POST", word.encode())
@@ -128,10 +126,10 @@ async def test_yield_per_rows_are_read_while_the_body_streams(
 
 
 async def test_a_client_that_leaves_mid_stream_gives_the_connection_back(
-    sqlite_url: str, make_app: Any, executor: str
+    sqlite_url: str, make_app: Any
 ) -> None:
     flask_app = make_app(sqlite_url)
-    app = to_asgi(flask_app, executor=executor)
+    app = to_asgi(flask_app, executor="greenlet")
     for i in range(9):
         await call(app, "/notes/di", "POST", f"w{i}".encode())
     pool = pool_of(flask_app)
@@ -165,13 +163,13 @@ def plain_app(url: str, scopefunc: Any = None) -> Any:
     return app
 
 
-def test_under_trio_the_error_says_asyncio_is_needed(sqlite_url: str, executor: str) -> None:
+def test_under_trio_the_error_says_asyncio_is_needed(sqlite_url: str) -> None:
     import trio
 
     results: list[Any] = []
 
     async def main() -> None:
-        results.append(await call(to_asgi(plain_app(sqlite_url), executor=executor), "/"))
+        results.append(await call(to_asgi(plain_app(sqlite_url), executor="greenlet"), "/"))
 
     trio.run(main)
     answer = json.loads(results[0].body)
@@ -179,36 +177,20 @@ def test_under_trio_the_error_says_asyncio_is_needed(sqlite_url: str, executor: 
     assert "asyncio" in answer["message"]
 
 
-async def test_thread_workers_wait_on_the_servers_loop_one_request_per_thread(
-    sqlite_url: str,
-) -> None:
-    loop_threads: list[int] = []
-    workers: list[int] = []
-
-    async def where() -> None:
-        loop_threads.append(threading.get_ident())
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        with Session(engine) as session:
-            workers.append(threading.get_ident())
-            sqlalchemy_await(where())  # the wait SQLAlchemy's driver makes
-            session.execute(text("SELECT 1"))
-        start_response("200 OK", [])
-        return [b""]
-
-    engine = create_engine(sqlite_url)
-    try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(6):
-                group.create_task(call(to_asgi(app), "/"))
-    finally:
-        await greenlet_spawn(engine.dispose)
-    assert set(loop_threads) == {threading.get_ident()}  # awaited on the server's loop
-    assert threading.get_ident() not in workers  # while the sync code ran in worker threads
+async def test_under_the_thread_executor_the_error_says_what_to_use(sqlite_url: str) -> None:
+    # Documented in docs/executors.md: the pool's futures are not thread-safe.
+    wsgi_app = plain_app(sqlite_url)
+    answers = await asyncio.gather(*(call(to_asgi(wsgi_app), "/") for _ in range(3)))
+    for answer in answers:
+        error = json.loads(answer.body)
+        assert error["error"] == AwaitError.__name__
+        assert "executor='greenlet'" in error["message"]
+        assert "postgresql+psycopg://" in error["message"]
+    assert wsgi_app.engine.pool.checkedout() == 0
 
 
 def test_plain_sync_code_gets_sqlalchemys_error_without_in_greenlet(sqlite_url: str) -> None:
-    # Documented: outside a bridge worker and outside in_greenlet, SQLAlchemy itself refuses,
+    # Documented: outside a greenlet worker and outside in_greenlet, SQLAlchemy itself refuses,
     # before any I/O.
     engine = create_engine(sqlite_url)
     with pytest.raises(MissingGreenlet, match="greenlet_spawn"), engine.connect():
@@ -222,20 +204,53 @@ def test_plain_sync_code_works_through_in_greenlet(sqlite_url: str) -> None:
         assert bridge.in_greenlet(client.post, "/notes/fay", data=word).status_code == 200
     assert bridge.in_greenlet(client.get, "/notes/fay").json == {"notes": ["one", "two"]}
     with flask_app.app_context():
-        bridge.in_greenlet(db.engine.dispose)  # on the same thread's loop as the queries
+        assert bridge.in_greenlet(lambda: pool_of(flask_app).checkedout()) == 0
+        bridge.in_greenlet(db.engine.dispose)  # on this thread's loop, like the queries
 
 
-def test_in_greenlet_passes_errors_and_results_through(sqlite_url: str) -> None:
+def test_in_greenlet_passes_results_errors_and_context_through(sqlite_url: str) -> None:
     engine = create_engine(sqlite_url)
+    seen: contextvars.ContextVar[str] = contextvars.ContextVar("seen", default="unset")
 
     def broken_query() -> None:
         with engine.connect() as connection:
             connection.execute(text("SELECT * FROM no_such_table"))
 
+    def count_notes() -> int:
+        seen.set("set inside")
+        with Session(engine) as session:
+            return len(session.scalars(select(Note)).all())
+
     with pytest.raises(sqlalchemy.exc.OperationalError, match="no_such_table"):
         bridge.in_greenlet(broken_query)
-    assert bridge.in_greenlet(lambda: 6 * 7) == 42
+    assert bridge.in_greenlet(count_notes) == 0
+    assert seen.get() == "set inside"  # the caller's context, as in a plain call
     bridge.in_greenlet(engine.dispose)
+
+
+async def test_in_greenlet_in_workers(sqlite_url: str, executor: str) -> None:
+    engine = create_engine(sqlite_url)
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        try:
+            answer = {"value": bridge.in_greenlet(count_rows)}
+        except AwaitError as error:
+            answer = {"error": str(error)}
+        start_response("200 OK", [])
+        return [json.dumps(answer).encode()]
+
+    def count_rows() -> int:
+        with engine.connect() as connection:
+            return int(connection.scalar(select(sqlalchemy.literal(3))))
+
+    try:
+        answer = json.loads((await call(to_asgi(app, executor=executor), "/")).body)
+    finally:
+        await greenlet_spawn(engine.dispose)
+    if executor == "greenlet":
+        assert answer == {"value": 3}  # a greenlet worker is a provider already
+    else:
+        assert "executor='greenlet'" in answer["error"]
 
 
 # --- request_scope -----------------------------------------------------------------------------
@@ -272,9 +287,9 @@ def test_request_scope_in_plain_code_is_per_thread() -> None:
     assert there != here
 
 
-async def test_a_plain_scoped_session_with_request_scope(sqlite_url: str, executor: str) -> None:
+async def test_a_plain_scoped_session_with_request_scope(sqlite_url: str) -> None:
     wsgi_app = plain_app(sqlite_url, bridge.request_scope)
-    app = to_asgi(wsgi_app, executor=executor)
+    app = to_asgi(wsgi_app, executor="greenlet")
     try:
         async with asyncio.TaskGroup() as group:
             calls = [group.create_task(call(app, "/")) for _ in range(20)]
@@ -298,18 +313,15 @@ def pg_url(request: pytest.FixtureRequest, postgres: str) -> str:
     return f"postgresql+{request.param}://{postgres}"
 
 
-def serve(flask_app: Flask, executor: str = "greenlet") -> Any:
-    asgi = disposing_engines(flask_app, to_asgi(flask_app, executor=executor))
+def serve(flask_app: Flask) -> Any:
+    asgi = disposing_engines(flask_app, to_asgi(flask_app, executor="greenlet"))
     return uvicorn_server(asgi)
 
 
-def test_core_and_orm_on_postgres(pg_url: str, executor: str) -> None:
+def test_core_and_orm_on_postgres(pg_url: str) -> None:
     flask_app = create_app(pg_url, pool_size=5)
-    with (
-        serve(flask_app, executor) as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
-    ):
-        owner = f"orm-{executor}-{pg_url.split('+')[1].split(':')[0]}"
+    with serve(flask_app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        owner = f"orm-{pg_url.split('+')[1].split(':')[0]}"
         assert client.post(f"/notes/{owner}", content=b"a").json() == {"count": 1}
         assert client.post(f"/fail/{owner}").status_code == 500
         assert client.get(f"/notes/{owner}").json() == {"notes": ["a"]}
@@ -322,22 +334,16 @@ def test_core_and_orm_on_postgres(pg_url: str, executor: str) -> None:
     sync_engine.dispose()
 
 
-async def test_200_concurrent_transactions_each_see_only_their_own_write(
-    pg_url: str, executor: str
-) -> None:
+async def test_200_concurrent_transactions_each_see_only_their_own_write(pg_url: str) -> None:
     flask_app = create_app(pg_url, pool_size=40, max_overflow=0, pool_timeout=60)
-    with serve(flask_app, executor) as server:
+    with serve(flask_app) as server:
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
             answers = await asyncio.gather(
-                *(
-                    client.post(f"/isolated/{executor}{i}", params={"wait": "0.05"})
-                    for i in range(200)
-                )
+                *(client.post(f"/isolated/r{i}", params={"wait": "0.05"}) for i in range(200))
             )
         assert [a.status_code for a in answers] == [200] * 200
-        owners = [a.json()["owners"] for a in answers]
-        assert owners == [[f"{executor}{i}"] for i in range(200)]
+        assert [a.json()["owners"] for a in answers] == [[f"r{i}"] for i in range(200)]
         assert pool_of(flask_app).checkedout() == 0
 
 
@@ -363,14 +369,14 @@ async def test_a_full_pool_makes_requests_wait_suspended_while_others_are_answer
 
 
 async def test_a_client_leaving_mid_stream_on_postgres_rolls_back_and_keeps_the_connection(
-    pg_url: str, executor: str
+    pg_url: str,
 ) -> None:
     flask_app = create_app(pg_url, pool_size=1, max_overflow=0)
-    app = to_asgi(flask_app, executor=executor)
+    app = to_asgi(flask_app, executor="greenlet")
     pool = pool_of(flask_app)
     invalidated: list[object] = []
     sqlalchemy.event.listen(pool, "invalidate", lambda *args: invalidated.append(args))
-    owner = f"leave-{executor}-{pg_url.split('+')[1].split(':')[0]}"
+    owner = f"leave-{pg_url.split('+')[1].split(':')[0]}"
     try:
         for i in range(9):
             await call(app, f"/notes/{owner}", "POST", str(i).encode() * 100_000)
@@ -386,7 +392,7 @@ async def test_a_client_leaving_mid_stream_on_postgres_rolls_back_and_keeps_the_
             await greenlet_spawn(db.engine.dispose)
 
 
-async def test_sqlalchemys_awaits_still_run_after_the_client_left(executor: str) -> None:
+async def test_sqlalchemys_awaits_still_run_after_the_client_left() -> None:
     # The clean-up after an interrupt (a rollback, a connection back to its pool) must reach the
     # database, unlike a new await_ from the view, which raises at once.
     ran: list[str] = []
@@ -400,16 +406,16 @@ async def test_sqlalchemys_awaits_still_run_after_the_client_left(executor: str)
         raise OSError("connection reset by peer")
 
     def view(job: Any) -> str:
+        job.put(b"first")  # the sink fails: the job is interrupted from here on
         try:
-            for _ in range(100):  # the sink fails: a later put raises its error
-                job.put(b"piece")
+            job.put(b"second")
         except OSError:
             assert greenlet.getcurrent().parent is not None
             return str(sqlalchemy_await(rollback()))
         return "not interrupted"
 
-    worker = bridge.GreenletExecutor() if executor == "greenlet" else bridge.ThreadExecutor()
-    job = worker.job(view, failing_sink, contextvars.copy_context(), "GET '/'")
+    executor = bridge.GreenletExecutor()
+    job = executor.job(view, failing_sink, contextvars.copy_context(), "GET '/'")
     assert await job.run() == "rolled back"
     assert ran == ["rollback"]
 

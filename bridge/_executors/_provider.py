@@ -16,7 +16,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from contextvars import Context
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import greenlet
 
@@ -120,6 +120,22 @@ def _serve_calls(box: list[Callable[[], Any]]) -> None:
         finished = _Finished([outcome])
         del function, outcome
         function = parent.switch(finished).pop()
+
+
+def refuse_off_the_loop_thread(awaitable: Awaitable[Any]) -> NoReturn:
+    """SQLAlchemy's wait in a thread other than the loop's: refused, saying what to use.
+
+    The driver's pool and connections belong to the loop's thread; the pool's
+    sync code would hand connections between threads through asyncio futures,
+    which are not thread-safe.
+    """
+    close_unawaited(awaitable)
+    raise AwaitError(
+        "SQLAlchemy's asyncio drivers (asyncpg, psycopg async, aiosqlite) cannot run in the "
+        "thread executor's worker threads: their pool and connections belong to the event "
+        "loop's thread. Serve this app with executor='greenlet', or give the engine a sync "
+        "driver (postgresql+psycopg://, sqlite://) under the thread executor"
+    )
 
 
 async def await_foreign(awaitable: Awaitable[Any], context: Context | None) -> Any:

@@ -27,7 +27,7 @@ from ._base import Executor
 from ._home import Frames, Home, frames_here, home
 from ._job import Job, Sink, close_unawaited, thread_job
 from ._loop import InContext, Waker, current_waker
-from ._provider import await_foreign, provide
+from ._provider import provide, refuse_off_the_loop_thread
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -128,22 +128,6 @@ class ThreadJob(Job[T]):
         if self.interrupted is not None:
             close_unawaited(awaitable)
             raise self.interrupted
-        return self._await(awaitable, context)
-
-    def _await_foreign(self, awaitable: Awaitable[Any], context: Context | None) -> Any:
-        """SQLAlchemy's wait, served after an interrupt too while the driver runs.
-
-        It is the clean-up (a rollback, a connection given back to its pool)
-        that still waits once the client has left; only a driver that is gone
-        (cancelled) cannot serve it.
-        """
-        if isinstance(self.interrupted, WorkAbandoned):
-            close_unawaited(awaitable)
-            raise self.interrupted
-        # A copy: the worker thread is inside the job's context while it waits.
-        return self._await(await_foreign(awaitable, context and context.copy()))
-
-    def _await(self, awaitable: Awaitable[R], context: Context | None = None) -> R:
         reply = _Reply()
         calls = self._calls
         if calls is None:
@@ -165,6 +149,9 @@ class ThreadJob(Job[T]):
                 del error  # this frame joins its traceback: no local may hold it
         result: R = reply.value
         return result
+
+    def _await_foreign(self, awaitable: Awaitable[Any], context: Context | None) -> Any:
+        refuse_off_the_loop_thread(awaitable)
 
     def offer(self, task: Callable[[], None]) -> bool:
         """Queue ``task`` for this job's thread if it is waiting in ``await_`` now."""
