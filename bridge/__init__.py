@@ -14,6 +14,8 @@ Layout (each layer imports only from those above it in this list):
 * ``_detect``, ``_fallback``: ``fallback``, several apps behind one URL space.
 * ``_lambda``: ``aws_lambda``, either kind of app as an AWS Lambda handler.
 * ``_cli`` and its ``_loading``, ``_serve``, ``_check``, ``_demo``: the ``bridge`` command.
+* ``sqlalchemy``: ``FairQueuePool``, pool waits in arrival order (imports SQLAlchemy;
+  ``import bridge`` does not import it).
 """
 
 from __future__ import annotations

@@ -40,6 +40,17 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
         faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback, with the docs example's tables; its DSN."""
+    from docs.examples.flask_sqlalchemy_app import create_schema
+    from tests.postgres import postgres_server
+
+    with postgres_server() as where:
+        create_schema(f"postgresql+psycopg://{where}")
+        yield where
+
+
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

@@ -14,7 +14,6 @@ import concurrent.futures
 import contextvars
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ from docs.examples.flask_sqlalchemy_app import (
     disposing_engines,
 )
 from tests.harness import FakeServer, make_scope
-from tests.postgres import postgres_server
 from tests.servers import uvicorn_server
 
 pytestmark = pytest.mark.anyio
@@ -299,13 +297,6 @@ async def test_a_plain_scoped_session_with_request_scope(sqlite_url: str) -> Non
 
 
 # --- a real PostgreSQL under uvicorn -----------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    with postgres_server() as where:
-        create_schema(f"postgresql+psycopg://{where}")
-        yield where
 
 
 @pytest.fixture(params=["asyncpg", "psycopg_async"])
