@@ -30,12 +30,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 POOL = 90
-CONTENDERS = {
-    "to_asgi greenlet + asyncpg": ("uvicorn", "greenlet", "asyncpg"),
-    "to_asgi thread + psycopg": ("uvicorn", "thread", "psycopg"),
-    "a2wsgi + psycopg": ("uvicorn", "a2wsgi", "psycopg"),
-    "gunicorn gthread (40 threads) + psycopg": ("gunicorn", "gthread", "psycopg"),
-    "gunicorn gevent + psycopg (patched)": ("gunicorn", "gevent", "psycopg"),
+CONTENDERS = {  # server, how it runs the app, driver, pool ("fair": bridge's FairQueuePool)
+    "to_asgi greenlet + asyncpg, FairQueuePool": ("uvicorn", "greenlet", "asyncpg", "fair"),
+    "to_asgi greenlet + asyncpg, default pool": ("uvicorn", "greenlet", "asyncpg", "default"),
+    "to_asgi thread + psycopg": ("uvicorn", "thread", "psycopg", "default"),
+    "a2wsgi + psycopg": ("uvicorn", "a2wsgi", "psycopg", "default"),
+    "gunicorn gthread (40 threads) + psycopg": ("gunicorn", "gthread", "psycopg", "default"),
+    "gunicorn gevent + psycopg (patched)": ("gunicorn", "gevent", "psycopg", "default"),
 }
 ROWS = {"pg_sleep(0.2), 200 clients": ("/sleep", 200), "SELECT 1, 32 clients": ("/one", 32)}
 MAX_REQUESTS = 2_000_000  # a bound on the count, on top of the one on time
@@ -44,7 +45,7 @@ MAX_REQUESTS = 2_000_000  # a bound on the count, on top of the one on time
 # --- the server process ----------------------------------------------------------------------
 
 
-def make_app(url: str) -> Any:
+def make_app(url: str, pool: str) -> Any:
     from flask import Flask
     from flask_sqlalchemy import SQLAlchemy
     from sqlalchemy import text
@@ -56,6 +57,10 @@ def make_app(url: str) -> Any:
         "max_overflow": 0,
         "pool_timeout": 120,
     }
+    if pool == "fair":
+        from bridge.sqlalchemy import FairQueuePool
+
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"]["poolclass"] = FairQueuePool
     db = SQLAlchemy(app)
 
     @app.get("/sleep")
@@ -70,7 +75,7 @@ def make_app(url: str) -> Any:
     return app
 
 
-def serve(server: str, mode: str, driver: str, where: str, cpu: int) -> None:
+def serve(server: str, mode: str, driver: str, pool: str, where: str, cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,7 +88,7 @@ def serve(server: str, mode: str, driver: str, where: str, cpu: int) -> None:
 
         import bridge
 
-        app = make_app(url)
+        app = make_app(url, pool)
         if mode == "a2wsgi":
             from a2wsgi import WSGIMiddleware
 
@@ -113,7 +118,7 @@ def serve(server: str, mode: str, driver: str, where: str, cpu: int) -> None:
                 self.cfg.set(key, value)
 
         def load(self) -> Any:
-            return make_app(url)  # in the worker, after the fork (and gevent's patching)
+            return make_app(url, pool)  # in the worker, after the fork (and gevent's patching)
 
     Gunicorn().run()
 
@@ -222,8 +227,7 @@ class Watch:
 
 @contextlib.contextmanager
 def server_process(name: str, where: str, cpu: int) -> Iterator[tuple[int, int]]:
-    server, mode, driver = CONTENDERS[name]
-    command = [sys.executable, __file__, "--serve", server, mode, driver, where, str(cpu)]
+    command = [sys.executable, __file__, "--serve", *CONTENDERS[name], where, str(cpu)]
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, start_new_session=True, cwd=ROOT, env=_env()
     )
@@ -290,11 +294,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (3 s), for a look")
     parser.add_argument("--only", action="append", help="contenders whose name contains this")
-    parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        server, mode, driver, where, cpu = args.serve
-        return serve(server, mode, driver, where, int(cpu))
+        server, mode, driver, pool, where, cpu = args.serve
+        return serve(server, mode, driver, pool, where, int(cpu))
     args.duration, args.warmup = (3.0, 1.0) if args.quick else (10.0, 2.0)
     sys.path.insert(0, str(ROOT))
     from tests.postgres import postgres_server
