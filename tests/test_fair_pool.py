@@ -130,3 +130,21 @@ async def test_under_uvicorn_requests_get_the_pool_in_the_order_they_asked(
             [6, 7],
         ]
         assert pool_of(flask_app).checkedout() == 0
+
+
+async def test_pool_use_lifo_gives_the_last_connection_returned(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"
+    engine = create_engine(url, poolclass=FairQueuePool, pool_size=2, pool_use_lifo=True)
+
+    def raw(connection: Connection) -> object:
+        return connection.connection.dbapi_connection
+
+    first = await greenlet_spawn(engine.connect)
+    second = await greenlet_spawn(engine.connect)
+    first_raw, second_raw = raw(first), raw(second)
+    await greenlet_spawn(first.close)
+    await greenlet_spawn(second.close)  # returned last
+    again = await greenlet_spawn(engine.connect)
+    assert raw(again) is second_raw and raw(again) is not first_raw
+    await greenlet_spawn(again.close)
+    await greenlet_spawn(engine.dispose)
