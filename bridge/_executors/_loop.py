@@ -90,9 +90,16 @@ class _TrioWaker(Waker):
         self._token.run_sync_soon(callback)
 
 
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def current_waker() -> Waker:
     """A waker for the loop running in this thread (asyncio or trio)."""
-    loop = asyncio._get_running_loop()
+    loop = _running_asyncio_loop()
     if loop is not None:
         return _AsyncioWaker(loop)
     trio = sys.modules.get("trio")
@@ -106,7 +113,7 @@ def current_waker() -> Waker:
 
 def loop_is_running() -> bool:
     """True on a thread whose asyncio or trio loop is running right now."""
-    if asyncio._get_running_loop() is not None:
+    if _running_asyncio_loop() is not None:
         return True
     trio = sys.modules.get("trio")
     if trio is None:
