@@ -312,7 +312,6 @@ class WsgiCall:
             # A task that ends by itself need not be held until the timer fires.
             task.add_done_callback(lambda _: timer.cancel())
 
-
     def _drop_unread(self) -> None:
         """Log and let go of an error the server, gone, will never read (it holds app frames)."""
         while True:

@@ -17,6 +17,7 @@ python=${PYTHON:-$(command -v python3.11 || command -v python3)}
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 echo "== ruff"
 .venv/bin/ruff check bridge tests benchmarks docs/examples
+.venv/bin/ruff format --check --quiet bridge tests benchmarks docs/examples
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== mkdocs build --strict"

@@ -14,6 +14,7 @@ import bridge
 
 ROOT = Path(bridge.__file__).resolve().parent
 
+
 def module_name(path: Path, root: Path = ROOT) -> str:
     parts = ["bridge", *path.relative_to(root).with_suffix("").parts]
     if parts[-1] == "__init__":
