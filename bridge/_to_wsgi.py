@@ -201,6 +201,25 @@ def _hook_uwsgi() -> None:
 _hook_uwsgi()
 
 
+def _hook_multiprocessing() -> None:
+    # A multiprocessing child (granian's workers are) ends with os._exit()
+    # after multiprocessing's own finalizers, without Python's atexit.
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return
+
+    def in_this_child(_: object = None) -> None:
+        util.Finalize(None, _close_at_exit, exitpriority=0)
+
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None and process.parent_process() is not None:
+        in_this_child()
+    util.register_after_fork(_close_at_exit, in_this_child)  # a child forked later
+
+
+_hook_multiprocessing()
+
+
 def to_wsgi(
     app: ASGIApp,
     *,

@@ -153,6 +153,33 @@ def test_gunicorn_runs_lifespan_and_shuts_it_down_on_sigterm(tmp_path: Path, wor
     assert marks.read_text().split() == ["startup", "shutdown"]
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_granian_wsgi_workers_run_lifespan_shutdown(tmp_path: Path, stop: int) -> None:
+    """granian's worker is a multiprocessing child: it ends without Python's atexit."""
+    marks = tmp_path / "marks"
+    port = free_port()
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--workers", "1"]
+    command += ["--host", HOST, "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(
+        [*command, "tests.apps.lifespan_fastapi:wsgi"],
+        env={**os.environ, "BRIDGE_MARKS": str(marks)},
+        cwd=Path(__file__).parent.parent,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, alive=lambda: process.poll() is None)
+        answer = httpx.get(f"http://{HOST}:{port}/", timeout=10).json()
+        assert answer == {"greeting": "hello from lifespan"}
+        process.send_signal(stop)
+        assert process.wait(15) == 0
+    finally:
+        stop_process(process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert marks.read_text().split() == ["startup", "shutdown"]
+
+
 def test_a_client_leaving_an_endless_stream_ends_the_apps_task() -> None:
     ended = threading.Event()
 
