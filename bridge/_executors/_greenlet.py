@@ -29,6 +29,7 @@ it lasts, by the watchdog thread (``_watchdog``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -42,7 +43,16 @@ import greenlet
 from .._errors import ConfigurationError
 from . import _asgiref, _watchdog
 from ._base import Executor
-from ._job import Job, JobGreenlet, Sink, close_unawaited
+from ._job import (
+    Job,
+    JobGreenlet,
+    Outcome,
+    Sink,
+    close_unawaited,
+    reuse_under,
+    serve_boxed,
+    unbox,
+)
 from ._loop import InContext, stepper
 from ._provider import await_foreign
 
@@ -141,14 +151,8 @@ class GreenletJob(Job[T]):
             workers.append(worker)
         if cancelled is not None:
             raise cancelled
-        succeeded, outcome = request[1].pop()
-        if succeeded:
-            result: T = outcome
-            return result
-        try:
-            raise outcome
-        finally:
-            del outcome  # this frame joins its traceback: no local may hold it
+        result: T = unbox(request[1])
+        return result
 
     def _step(self, worker: JobGreenlet, switch: Callable[..., Any], value: Any) -> Any:
         """Switch into the worker from whichever greenlet steps this task now."""
@@ -181,40 +185,23 @@ def _worker_under(driver: greenlet.greenlet, workers: list[JobGreenlet]) -> JobG
     """An idle worker, else a new one, whose ``parent`` is ``driver``.
 
     SQLAlchemy switches to the parent, so it must be the greenlet that drives
-    this job; a worker that cannot take that parent (the driver runs under the
-    worker itself) is dropped.
+    this job.
     """
-    while workers:
-        worker = workers.pop()
-        try:
-            worker.parent = driver
-        except ValueError:
-            continue
-        return worker
-    return JobGreenlet(_serve_jobs)  # its parent: the current greenlet, the driver
+    worker = reuse_under(driver, workers)
+    if worker is None:
+        worker = JobGreenlet(_serve_jobs)  # its parent: the current greenlet, the driver
+    return worker
 
 
-def _serve_jobs(box: list[GreenletJob[Any]]) -> None:
-    """A worker greenlet's life: run a job, report how it ended, wait for the next.
+def _run_job(job: GreenletJob[Any]) -> Any:
+    return job.function(job)
 
-    Jobs come in a box this frame empties: greenlet keeps the first call's
-    arguments for the worker's whole life, and an idle worker must keep nothing
-    of the job it ran (its request, its error).
-    """
-    me = greenlet.getcurrent()
-    job = box.pop()
-    while True:
-        try:
-            outcome: tuple[bool, Any] = (True, job.function(job))
-        except greenlet.GreenletExit:
-            raise
-        except BaseException as error:
-            outcome = (False, error)
-        driver = me.parent
-        assert driver is not None
-        done = [outcome]  # emptied by run()
-        del job, outcome
-        job = driver.switch((_DONE, done)).pop()
+
+def _report_done(done: list[Outcome]) -> tuple[int, list[Outcome]]:
+    return (_DONE, done)
+
+
+_serve_jobs = functools.partial(serve_boxed, run=_run_job, report=_report_done)
 
 
 class _IdleWorkers(threading.local):

@@ -22,6 +22,9 @@ import greenlet
 
 T = TypeVar("T")
 R = TypeVar("R")
+W = TypeVar("W", bound=greenlet.greenlet)
+
+Outcome = tuple[bool, Any]  # (True, result) or (False, the error raised)
 
 Sink = Callable[[Any], Awaitable[None]]
 
@@ -80,6 +83,58 @@ class JobGreenlet(greenlet.greenlet):
 
     __sqlalchemy_greenlet_provider__ = True
     job: Job[Any] | None = None
+
+
+def reuse_under(parent: greenlet.greenlet, idle: list[W]) -> W | None:
+    """An idle worker greenlet from ``idle`` that can take ``parent`` as its parent, if any.
+
+    One that cannot (``parent`` runs under it) is dropped.
+    """
+    while idle:
+        worker = idle.pop()
+        try:
+            worker.parent = parent
+        except ValueError:
+            continue
+        return worker
+    return None
+
+
+def serve_boxed(
+    box: list[Any], run: Callable[[Any], Any], report: Callable[[list[Outcome]], Any]
+) -> None:
+    """A reusable worker greenlet's life: run an item, switch back how it ended, wait for more.
+
+    Items come in a box this frame empties: greenlet keeps the first call's
+    arguments for the greenlet's whole life, and an idle worker must keep
+    nothing of the item it ran (its request, its error). ``report`` wraps the
+    boxed outcome in what the parent expects; the parent empties that box.
+    """
+    me = greenlet.getcurrent()
+    item = box.pop()
+    while True:
+        try:
+            outcome: Outcome = (True, run(item))
+        except greenlet.GreenletExit:
+            raise
+        except BaseException as error:
+            outcome = (False, error)
+        parent = me.parent
+        assert parent is not None
+        done = [outcome]
+        del item, outcome
+        item = parent.switch(report(done)).pop()
+
+
+def unbox(done: list[Outcome]) -> Any:
+    """The result in ``done``, or its error raised; ``done`` is left empty."""
+    succeeded, outcome = done.pop()
+    if succeeded:
+        return outcome
+    try:
+        raise outcome
+    finally:
+        del outcome  # this frame joins its traceback: no local may hold it
 
 
 def close_unawaited(awaitable: object) -> None:

@@ -13,6 +13,7 @@ to the server's loop, or ``bridge.await_`` in plain sync code).
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Awaitable, Callable
 from contextvars import Context
@@ -21,7 +22,7 @@ from typing import Any, NoReturn, TypeVar
 import greenlet
 
 from .._errors import AwaitError
-from ._job import close_unawaited
+from ._job import Outcome, close_unawaited, reuse_under, serve_boxed, unbox
 from ._loop import InContext
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class _Finished:
 
     __slots__ = ("box",)
 
-    def __init__(self, box: list[tuple[bool, Any]]) -> None:
+    def __init__(self, box: list[Outcome]) -> None:
         self.box = box
 
 
@@ -76,50 +77,23 @@ def provide(function: Callable[[], T], wait: Callable[[Awaitable[Any], Context |
     workers = _idle.workers
     if len(workers) < _IDLE_PER_THREAD:
         workers.append(worker)
-    succeeded, outcome = request.box.pop()
-    if succeeded:
-        result: T = outcome
-        return result
-    try:
-        raise outcome
-    finally:
-        del outcome  # this frame joins its traceback: no local may hold it
+    result: T = unbox(request.box)
+    return result
 
 
 def _provider_under(parent: greenlet.greenlet) -> ProviderGreenlet:
     """An idle provider of this thread, else a new one, whose ``parent`` is ``parent``."""
-    workers = _idle.workers
-    while workers:
-        worker = workers.pop()
-        try:
-            worker.parent = parent
-        except ValueError:  # ``parent`` runs under this worker: it cannot be its child
-            continue
-        return worker
-    return ProviderGreenlet(_serve_calls, parent)
+    worker = reuse_under(parent, _idle.workers)
+    if worker is None:
+        worker = ProviderGreenlet(_serve_calls, parent)
+    return worker
 
 
-def _serve_calls(box: list[Callable[[], Any]]) -> None:
-    """A provider's life: make a call, switch back how it ended, wait for the next.
+def _call(function: Callable[[], Any]) -> Any:
+    return function()
 
-    Calls come in a box this frame empties: greenlet keeps the first call's
-    arguments for the greenlet's whole life, and an idle provider must keep
-    nothing of the call it made.
-    """
-    me = greenlet.getcurrent()
-    function = box.pop()
-    while True:
-        try:
-            outcome: tuple[bool, Any] = (True, function())
-        except greenlet.GreenletExit:
-            raise
-        except BaseException as error:
-            outcome = (False, error)
-        parent = me.parent
-        assert parent is not None
-        finished = _Finished([outcome])
-        del function, outcome
-        function = parent.switch(finished).pop()
+
+_serve_calls = functools.partial(serve_boxed, run=_call, report=_Finished)
 
 
 def refuse_off_the_loop_thread(awaitable: Awaitable[Any]) -> NoReturn:
