@@ -22,6 +22,7 @@ import asyncio
 import contextvars
 import logging
 import queue
+import sys
 from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any, Protocol
@@ -32,6 +33,7 @@ from ._errors import AppProtocolError, BridgeError, ClientDisconnected
 from ._executors._loop_thread import LoopThread
 from ._executors._waiting import Mailbox, new_mailbox
 from ._forget import forget
+from ._streams import InputStream
 from ._types import ASGIApp, Environ, Message, Scope, StartResponse
 
 logger = logging.getLogger("bridge")
@@ -364,6 +366,39 @@ class _Response:
         self.call.close()
 
 
+def read_uwsgi_chunked_body(environ: Environ) -> None:
+    """Make a chunked body that uWSGI can read for the app readable, in ``environ``.
+
+    uWSGI 2.0 gives WSGI apps a chunked request body as empty input, with no
+    ``CONTENT_LENGTH`` and no ``wsgi.input_terminated``; under its own HTTP
+    parser (``--http-socket``) its ``uwsgi.chunked_read()`` reads that body
+    chunk by chunk. Reading the first chunk here tells whether it can: then
+    ``wsgi.input`` becomes a stream over those reads, ending where the body
+    ends. Otherwise ``environ`` is left as it was, and ``unframed_body`` says
+    what to change.
+    """
+    if environ.get("CONTENT_LENGTH") or environ.get("wsgi.input_terminated"):
+        return
+    if "uwsgi.version" not in environ:
+        return
+    if "chunked" not in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        return
+    read_chunk = getattr(sys.modules.get("uwsgi"), "chunked_read", None)
+    if read_chunk is None:
+        return
+    try:
+        first = [read_chunk()]
+    except OSError:  # not under uWSGI's HTTP parser: nothing was read
+        return
+
+    def pull() -> bytes:
+        chunk: bytes = first.pop() if first else read_chunk()
+        return chunk
+
+    environ["wsgi.input"] = InputStream(pull)
+    environ["wsgi.input_terminated"] = True
+
+
 def unframed_body(environ: Environ) -> str | None:
     """What to change in the server when a chunked body has no end the app could find.
 
@@ -379,7 +414,8 @@ def unframed_body(environ: Environ) -> str | None:
         return None
     if "uwsgi.version" in environ:
         return (
-            "uWSGI 2.0 gives WSGI apps a chunked request body as empty input: run uWSGI "
+            "uWSGI 2.0 gives WSGI apps a chunked request body as empty input, and reads it "
+            "for them only under its own HTTP parser: serve with --http-socket, run uWSGI "
             "2.1 or later with --wsgi-manage-chunked-input, or put a proxy that buffers "
             "request bodies in front of it (nginx does by default)"
         )

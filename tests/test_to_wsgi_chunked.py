@@ -1,7 +1,8 @@
 """A chunked request body whose end the WSGI server hides is a 411, never an empty body.
 
 uWSGI 2.0 hands WSGI apps a chunked body as empty input, with no CONTENT_LENGTH
-and no ``wsgi.input_terminated`` (issue 13, item 6).
+and no ``wsgi.input_terminated`` (issue 13, item 6); under its own HTTP parser
+``uwsgi.chunked_read()`` reads it, and bridge reads it that way.
 """
 
 from __future__ import annotations
@@ -72,6 +73,41 @@ def test_a_chunked_body_without_an_end_is_a_411_naming_the_setting(
     assert any(setting in r.getMessage() for r in caplog.records if r.name == "bridge")
 
 
+class FakeUwsgi:
+    """``uwsgi.chunked_read`` as uWSGI's HTTP parser serves it, or as it fails elsewhere."""
+
+    def __init__(self, chunks: list[bytes] | None) -> None:
+        self.chunks = chunks
+        self.reads = 0
+
+    def chunked_read(self, timeout: int = 0) -> bytes:
+        self.reads += 1
+        if self.chunks is None:
+            raise OSError("unable to receive chunked part")
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+def test_under_uwsgis_http_parser_the_chunked_body_is_read_chunk_by_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uwsgi = FakeUwsgi([b"hel", b"lo ", b"world"])
+    monkeypatch.setitem(sys.modules, "uwsgi", uwsgi)
+    status, body = serve(chunked_environ(b"", **{"uwsgi.version": "2.0.31"}))
+    assert (status, body) == ("200 OK", b"got hello world")
+    assert uwsgi.reads == 4  # three chunks and the end
+
+
+def test_where_uwsgi_cannot_read_chunks_it_is_still_a_411(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    called.clear()
+    monkeypatch.setitem(sys.modules, "uwsgi", FakeUwsgi(None))
+    status, _ = serve(chunked_environ(b"", **{"uwsgi.version": "2.0.31"}))
+    assert status == "411 Length Required"
+    assert called == []
+    assert any("--http-socket" in r.getMessage() for r in caplog.records if r.name == "bridge")
+
+
 def test_a_chunked_body_the_server_terminates_is_read() -> None:
     status, body = serve(chunked_environ(b"hello", **{"wsgi.input_terminated": True}))
     assert (status, body) == ("200 OK", b"got hello")
@@ -97,7 +133,7 @@ def _raw_request(port: int, request: bytes) -> bytes:
     return answer
 
 
-def test_uwsgi_answers_a_chunked_upload_with_411(tmp_path: Path) -> None:
+def test_uwsgi_http_socket_passes_a_chunked_upload_to_the_app(tmp_path: Path) -> None:
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("uwsgi")),
@@ -131,9 +167,8 @@ def test_uwsgi_answers_a_chunked_upload_with_411(tmp_path: Path) -> None:
                 time.sleep(0.05)
         assert sized.startswith(b"HTTP/1.1 200"), sized
         assert sized.endswith(b'{"body":"hello"}')
-        chunked = _raw_request(
-            port, head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
-        )
+        chunks = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        chunked = _raw_request(port, head + b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
     finally:
         process.terminate()
         try:
@@ -141,5 +176,6 @@ def test_uwsgi_answers_a_chunked_upload_with_411(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-    assert chunked.startswith(b"HTTP/1.1 411"), chunked
-    assert b"--wsgi-manage-chunked-input" in log.read_bytes()
+    assert chunked.startswith(b"HTTP/1.1 200"), chunked
+    assert chunked.endswith(b'{"body":"hello world"}'), chunked
+    assert b"411" not in log.read_bytes()
