@@ -6,7 +6,7 @@ longest waiter when a connection comes back, but leaves the connection in the
 queue until that waiter runs; a request that arrives meanwhile takes it
 first, and the waiter goes back to the end of the line. Under steady load the
 unlucky ones wait several rounds: measured in benchmarks/database.py, the p99
-latency was 2.7 times the median. This pool hands a returned connection
+latency was 2.8 times the median. This pool hands a returned connection
 straight to the request that has waited longest, and no request takes one
 while others wait.
 

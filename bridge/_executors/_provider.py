@@ -6,8 +6,10 @@ aiosqlite) works only inside a greenlet marked as an await provider: its
 expects the result back. The greenlet executor's workers are providers
 already (their parent is the job's driver). ``provide`` gives the same to
 sync code anywhere else: it runs the code in a provider greenlet of its own
-and hands each awaitable to a ``wait`` function (a worker thread's crossing
-to the server's loop, or ``bridge.await_`` in plain sync code).
+and hands each awaitable to a ``wait`` function. In plain sync code
+(``bridge.in_greenlet``) that runs it on the thread's own loop; in a thread
+worker it refuses, saying what to use, where SQLAlchemy would only have said
+``MissingGreenlet``.
 """
 
 from __future__ import annotations

@@ -151,6 +151,7 @@ class ThreadJob(Job[T]):
         return result
 
     def _await_foreign(self, awaitable: Awaitable[Any], context: Context | None) -> Any:
+        """SQLAlchemy's wait on an asyncio driver: refused here, saying what to use."""
         refuse_off_the_loop_thread(awaitable)
 
     def offer(self, task: Callable[[], None]) -> bool:
@@ -176,6 +177,8 @@ class ThreadJob(Job[T]):
         thread_job.job = self
         self._frames = frames = frames_here()
         try:
+            # In an await provider, so that SQLAlchemy's asyncio drivers meet a
+            # refusal that says what to use, not its MissingGreenlet.
             outcome: tuple[bool, Any] = (
                 True,
                 self.context.run(provide, self._call, self._await_foreign),
