@@ -86,17 +86,11 @@ def in_greenlet(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     without this call.
     """
     job = current_job()
-    if job is not None and not isinstance(job, ThreadJob):
-        return function(*args, **kwargs)
-    return provide(lambda: function(*args, **kwargs), _wait_on_this_thread)
-
-
-def _wait_on_this_thread(awaitable: Awaitable[T], context: object) -> T:
-    if current_job() is not None:
-        refuse_off_the_loop_thread(awaitable)
-    if loop_is_running():
-        return await_(awaitable)  # raises AwaitError, saying what to do instead
-    return _on_own_loop(awaitable)
+    if job is None:
+        return provide(lambda: function(*args, **kwargs), await_here)  # this thread's loop
+    if isinstance(job, ThreadJob):
+        return provide(lambda: function(*args, **kwargs), refuse_off_the_loop_thread)
+    return function(*args, **kwargs)
 
 
 def _on_own_loop(awaitable: Awaitable[T]) -> T:

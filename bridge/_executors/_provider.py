@@ -54,13 +54,12 @@ _idle = _IdleProviders()
 _IDLE_PER_THREAD = 4  # nested calls on one thread are rare and shallow
 
 
-def provide(function: Callable[[], T], wait: Callable[[Awaitable[Any], Context | None], Any]) -> T:
+def provide(function: Callable[[], T], wait: Callable[[Awaitable[Any]], Any]) -> T:
     """Call ``function`` in a provider greenlet, answering each of its waits with ``wait``.
 
-    ``function`` runs in the caller's context, as a plain call would; ``wait``
-    also gets that context, so that the awaitable can run in a copy of it (a
-    span, a request id). Provider greenlets are kept per thread and reused:
-    a new one costs several times more than the two switches of a call.
+    ``function`` runs in the caller's context, as a plain call would. Provider
+    greenlets are kept per thread and reused: a new one costs several times
+    more than the two switches of a call.
     """
     me = greenlet.getcurrent()
     worker = _provider_under(me)
@@ -69,7 +68,7 @@ def provide(function: Callable[[], T], wait: Callable[[Awaitable[Any], Context |
     try:
         while type(request) is not _Finished:
             try:
-                value = wait(request, worker.gr_context)
+                value = wait(request)
             except BaseException as error:  # noqa: PERF203 (free since 3.11; the worker gets it)
                 request = worker.throw(error)
             else:
@@ -114,7 +113,7 @@ def refuse_off_the_loop_thread(awaitable: Awaitable[Any]) -> NoReturn:
     )
 
 
-async def await_foreign(awaitable: Awaitable[Any], context: Context | None) -> Any:
+async def await_foreign(awaitable: Awaitable[Any], context: Context) -> Any:
     """Await what SQLAlchemy's ``await_`` handed over, as the sync code's own wait."""
     try:
         asyncio.get_running_loop()
@@ -125,6 +124,4 @@ async def await_foreign(awaitable: Awaitable[Any], context: Context | None) -> A
             "event loop, and this one is not asyncio (trio?): run the server on asyncio, "
             "or give this engine a sync driver"
         ) from None
-    if context is None:
-        return await awaitable
     return await InContext(context, awaitable)

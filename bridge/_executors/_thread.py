@@ -150,10 +150,6 @@ class ThreadJob(Job[T]):
         result: R = reply.value
         return result
 
-    def _await_foreign(self, awaitable: Awaitable[Any], context: Context | None) -> Any:
-        """SQLAlchemy's wait on an asyncio driver: refused here, saying what to use."""
-        refuse_off_the_loop_thread(awaitable)
-
     def offer(self, task: Callable[[], None]) -> bool:
         """Queue ``task`` for this job's thread if it is waiting in ``await_`` now."""
         frames = self._frames
@@ -181,7 +177,7 @@ class ThreadJob(Job[T]):
             # refusal that says what to use, not its MissingGreenlet.
             outcome: tuple[bool, Any] = (
                 True,
-                self.context.run(provide, self._call, self._await_foreign),
+                self.context.run(provide, self._call, refuse_off_the_loop_thread),
             )
         except BaseException as error:
             outcome = (False, error)
