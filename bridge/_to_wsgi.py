@@ -29,7 +29,7 @@ from ._executors._loop_thread import LoopThread
 from ._executors._waiting import Mailbox, new_mailbox
 from ._lifespans import AppLifespan
 from ._types import ASGIApp, Environ, StartResponse
-from ._wsgi_call import WsgiCall, read_uwsgi_chunked_body, unframed_body
+from ._wsgi_call import WsgiCall, unframed_body
 
 logger = logging.getLogger("bridge")
 
@@ -84,7 +84,6 @@ class AsgiToWsgi:
         self._ensure_started()
         if self._startup_error is not None:
             return _answer(start_response, 500, "Internal Server Error")
-        read_uwsgi_chunked_body(environ)
         advice = unframed_body(environ)
         if advice is not None:
             logger.warning("answered 411 to a chunked request body bridge cannot read: %s", advice)

@@ -366,39 +366,6 @@ class _Response:
         self.call.close()
 
 
-def read_uwsgi_chunked_body(environ: Environ) -> None:
-    """Make a chunked body that uWSGI can read for the app readable, in ``environ``.
-
-    uWSGI 2.0 gives WSGI apps a chunked request body as empty input, with no
-    ``CONTENT_LENGTH`` and no ``wsgi.input_terminated``; under its own HTTP
-    parser (``--http-socket``) its ``uwsgi.chunked_read()`` reads that body
-    chunk by chunk. Reading the first chunk here tells whether it can: then
-    ``wsgi.input`` becomes a stream over those reads, ending where the body
-    ends. Otherwise ``environ`` is left as it was, and ``unframed_body`` says
-    what to change.
-    """
-    if environ.get("CONTENT_LENGTH") or environ.get("wsgi.input_terminated"):
-        return
-    if "uwsgi.version" not in environ:
-        return
-    if "chunked" not in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
-        return
-    read_chunk = getattr(sys.modules.get("uwsgi"), "chunked_read", None)
-    if read_chunk is None:
-        return
-    try:
-        first = [read_chunk()]
-    except OSError:  # not under uWSGI's HTTP parser: nothing was read
-        return
-
-    def pull() -> bytes:
-        chunk: bytes = first.pop() if first else read_chunk()
-        return chunk
-
-    environ["wsgi.input"] = InputStream(pull)
-    environ["wsgi.input_terminated"] = True
-
-
 def unframed_body(environ: Environ) -> str | None:
     """What to change in the server when a chunked body has no end the app could find.
 
@@ -406,13 +373,17 @@ def unframed_body(environ: Environ) -> str | None:
     marks the input as ending where the body ends (``wsgi.input_terminated``),
     or the request says it has no chunked body. uWSGI and mod_wsgi (by default)
     pass a chunked body on with neither, and reading it would give the app an
-    empty body as if nothing was sent.
+    empty body as if nothing was sent. Under uWSGI's own HTTP parser the body
+    can be read all the same: ``environ`` then gets a ``wsgi.input`` that reads
+    it (``_read_through_uwsgi``), and this is ``None``.
     """
     if environ.get("CONTENT_LENGTH") or environ.get("wsgi.input_terminated"):
         return None
     if "chunked" not in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
         return None
     if "uwsgi.version" in environ:
+        if _read_through_uwsgi(environ):
+            return None
         return (
             "uWSGI 2.0 gives WSGI apps a chunked request body as empty input, and reads it "
             "for them only under its own HTTP parser: serve with --http-socket, run uWSGI "
@@ -430,6 +401,30 @@ def unframed_body(environ: Environ) -> str | None:
         "chunked request body: turn on its chunked-input setting, or put a proxy that "
         "buffers request bodies in front of it"
     )
+
+
+def _read_through_uwsgi(environ: Environ) -> bool:
+    """Give ``environ`` a ``wsgi.input`` over ``uwsgi.chunked_read()``, if uWSGI can read the body.
+
+    uWSGI 2.0 reads a chunked body chunk by chunk under its own HTTP parser
+    (``--http-socket``) only. Reading the first chunk here tells whether it
+    can; the stream then ends where the body ends.
+    """
+    read_chunk = getattr(sys.modules.get("uwsgi"), "chunked_read", None)
+    if read_chunk is None:
+        return False
+    try:
+        first = [read_chunk()]
+    except OSError:  # not under uWSGI's HTTP parser: nothing was read
+        return False
+
+    def pull() -> bytes:
+        chunk: bytes = first.pop() if first else read_chunk()
+        return chunk
+
+    environ["wsgi.input"] = InputStream(pull)
+    environ["wsgi.input_terminated"] = True
+    return True
 
 
 def _declared_length(status: str, headers: list[tuple[str, str]]) -> int | None:
